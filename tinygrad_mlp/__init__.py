@@ -1,0 +1,17 @@
+"""tinygrad_mlp: a numpy autograd micro framework grown from a blog post that derives an MLP by hand.
+
+    import tinygrad_mlp as tm
+    x = tm.Tensor([[1.0, 2.0]], requires_grad=True)
+    (x.sigmoid() ** 2).sum().backward()
+    x.grad
+"""
+
+from tinygrad_mlp.tensor import (Function, Tensor, enable_grad, get_default_dtype, get_generator,
+                                 graph_size, is_grad_enabled, manual_seed, no_grad,
+                                 set_default_dtype)
+from tinygrad_mlp import ops
+
+__version__ = "0.1.0"
+
+__all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "set_default_dtype",
+           "get_default_dtype", "manual_seed", "get_generator", "graph_size", "ops"]

@@ -1,0 +1,449 @@
+"""The engine: a Tensor that records the graph, Function (the one way an op is defined), backward.
+
+Read this file top to bottom. A Tensor holds a numpy array. Every op is a `Function` whose
+`forward(ctx, *arrays)` computes the result in numpy and whose `backward(ctx, grad)` returns
+one gradient per input. `Function.apply` runs forward and, when a gradient will be needed,
+remembers the inputs (`ctx.parents`) on the output. `Tensor.backward` then walks that graph in
+reverse topological order and applies the chain rule: "never stop until you reach the target".
+
+The built-in Functions live in `ops.py`; the Tensor methods here are one-line calls into them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+# --- global configuration: grad mode, default dtype, the one random generator ---------------
+
+_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+_config = {"grad_enabled": True, "dtype": np.dtype(np.float32)}
+_generator = np.random.default_rng()
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Nothing computed inside is recorded: no graph, no gradients (use for inference)."""
+    previous = _config["grad_enabled"]
+    _config["grad_enabled"] = False
+    try:
+        yield
+    finally:
+        _config["grad_enabled"] = previous
+
+
+@contextlib.contextmanager
+def enable_grad() -> Iterator[None]:
+    """Record the graph again inside a `no_grad` block."""
+    previous = _config["grad_enabled"]
+    _config["grad_enabled"] = True
+    try:
+        yield
+    finally:
+        _config["grad_enabled"] = previous
+
+
+def is_grad_enabled() -> bool:
+    return _config["grad_enabled"]
+
+
+def set_default_dtype(dtype: Any) -> None:
+    """Dtype given to ints, lists and scalars turned into Tensors (float32 unless set)."""
+    dtype = np.dtype(dtype)
+    if dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"default dtype must be float16, float32 or float64, got {dtype}")
+    _config["dtype"] = dtype
+
+
+def get_default_dtype() -> np.dtype:
+    return _config["dtype"]
+
+
+def manual_seed(seed: int | None) -> np.random.Generator:
+    """Seed the one generator that initialisation, shuffling and unseeded splits draw from."""
+    global _generator
+    _generator = np.random.default_rng(seed)
+    return _generator
+
+
+def get_generator() -> np.random.Generator:
+    """The generator `manual_seed` last seeded (read it at call time: seeding replaces it)."""
+    return _generator
+
+
+def as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """Data as a float ndarray: float arrays are shared as they are, anything else is converted.
+
+    Ints, bools, lists and scalars become the default dtype (or `dtype`); strings, objects and
+    complex numbers are a TypeError.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    if type(data) is np.ndarray and dtype is None and data.dtype in _FLOAT_DTYPES:
+        return data
+    try:
+        array = np.asarray(data)
+    except ValueError as error:  # ragged nested lists
+        raise TypeError(f"Tensor data must be a rectangular array of real numbers: {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"Tensor data must be real numbers; got dtype {array.dtype} "
+                        f"(strings, objects, complex numbers and ragged lists are not supported)")
+    if dtype is not None:
+        return array.astype(dtype, copy=False)
+    if isinstance(data, np.ndarray) and array.dtype.kind == "f":
+        return array
+    return array.astype(_config["dtype"])
+
+
+# --- Function: forward and backward of one op, with its context -----------------------------
+
+class Function:
+    """One differentiable op. Subclass it, write two static methods, call it with `.apply`.
+
+    >>> class Square(Function):
+    ...     @staticmethod
+    ...     def forward(ctx, x):          # numpy in, numpy out
+    ...         ctx.x = x                 # ctx keeps what backward needs
+    ...         return x * x
+    ...     @staticmethod
+    ...     def backward(ctx, grad):      # one gradient per input, each of that input's shape
+    ...         return 2 * ctx.x * grad
+    >>> Square.apply(Tensor([3.0], requires_grad=True)).sum().item()
+    9.0
+
+    Positional arguments of `apply` are the inputs (Tensors, arrays or scalars); keyword
+    arguments are options handed to forward unchanged (like `axis=1`). The engine sums each
+    gradient back over broadcast axes, so backward may return the gradient at the output's
+    broadcast shape. `ctx.needs_input_grad[i]` says whether input i needs a gradient at all.
+    """
+
+    parents: tuple[Tensor, ...] | None = None   # set by apply; None again once backward frees it
+
+    @staticmethod
+    def forward(ctx: Function, *arrays: np.ndarray, **options: Any) -> np.ndarray:
+        raise NotImplementedError("a Function must define forward(ctx, *arrays)")
+
+    @staticmethod
+    def backward(ctx: Function, grad: np.ndarray) -> np.ndarray | Sequence[np.ndarray | None]:
+        raise NotImplementedError("a Function must define backward(ctx, grad)")
+
+    def save_for_backward(self, *arrays: np.ndarray) -> None:
+        """PyTorch's spelling of `ctx.saved_tensors = arrays`."""
+        self.saved_tensors = arrays
+
+    @classmethod
+    def apply(cls, *inputs: Any, **options: Any) -> Tensor:
+        tensors = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+        ctx = cls()
+        ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
+        out = cls.forward(ctx, *[t.data for t in tensors], **options)
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)
+        result = Tensor.__new__(Tensor)
+        result.data, result.grad, result.name, result._retain_grad = out, None, None, False
+        if _config["grad_enabled"] and True in ctx.needs_input_grad:
+            ctx.parents = tensors
+            result.requires_grad, result._ctx = True, ctx
+        else:
+            result.requires_grad, result._ctx = False, None
+        return result
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} backward>"
+
+
+# --- Tensor ----------------------------------------------------------------------------------
+
+class Tensor:
+    """An n-dimensional array that remembers how it was computed, so gradients can flow back.
+
+    `Tensor(data, requires_grad=False)`: a float ndarray is shared, not copied; ints, lists
+    and scalars become the default dtype (float32 unless `set_default_dtype` says otherwise).
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "name", "_ctx", "_retain_grad", "__weakref__")
+    __array_ufunc__ = None   # numpy defers to our reflected operators: np.float64(2) * t is a Tensor
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None,
+                 name: str | None = None) -> None:
+        self.data: np.ndarray = as_array(data, dtype)
+        self.grad: np.ndarray | None = None
+        self.requires_grad = bool(requires_grad)
+        self.name = name
+        self._ctx: Function | None = None
+        self._retain_grad = False
+
+    # --- the chain rule ----------------------------------------------------------------------
+
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Add d(self)/d(leaf) · grad into `.grad` of every leaf that requires grad.
+
+        A scalar output is seeded with 1; any other output needs `grad` of its own shape.
+        Leaf gradients accumulate across calls until `zero_grad()` (PyTorch semantics). The
+        graph is freed afterwards unless `retain_graph=True`.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad and has no graph; "
+                               "create the leaves with requires_grad=True")
+        if grad is None:
+            if self.data.size != 1:
+                raise ValueError(f"backward() needs a scalar output or an explicit grad; got shape "
+                                 f"{self.shape}: call .sum() or .mean() first, or pass grad= of "
+                                 f"shape {self.shape}")
+            grad = np.ones_like(self.data)
+        else:
+            grad = as_array(grad, self.data.dtype)
+            if grad.shape != self.data.shape:
+                raise ValueError(f"backward(): grad shape {grad.shape} does not match output shape "
+                                 f"{self.data.shape}")
+        grads = {id(self): grad}
+        handed_out = {id(grad)}   # arrays already stored somewhere: copy before storing again
+        for node in reversed(_topological_order(self)):
+            node_grad = grads.pop(id(node))
+            ctx = node._ctx
+            if ctx is None or node._retain_grad:   # a leaf, or a node that asked to keep its grad
+                if node.grad is None:
+                    if id(node_grad) in handed_out or not node_grad.flags.owndata:
+                        node_grad = node_grad.copy()
+                    node.grad = node_grad
+                else:
+                    node.grad = node.grad + node_grad
+                handed_out.add(id(node_grad))
+                if ctx is None:
+                    continue
+            if ctx.parents is None:
+                raise RuntimeError(f"backward through a graph that was already freed (at "
+                                   f"{type(ctx).__name__}); call backward(retain_graph=True) the "
+                                   f"first time if you need to go back twice")
+            input_grads = ctx.backward(ctx, node_grad)
+            if len(ctx.parents) == 1 or not isinstance(input_grads, (tuple, list)):
+                input_grads = (input_grads,)
+            if len(input_grads) != len(ctx.parents):
+                raise ValueError(f"{type(ctx).__name__}.backward returned {len(input_grads)} "
+                                 f"gradients for {len(ctx.parents)} inputs")
+            for parent, parent_grad in zip(ctx.parents, input_grads):
+                if parent_grad is None or not parent.requires_grad:
+                    continue
+                parent_grad = _sum_to_shape(parent_grad, parent.data, ctx)
+                key = id(parent)
+                grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
+            if not retain_graph:
+                ctx.__dict__.clear()   # drops parents and saved arrays; ctx.parents reads None now
+
+    def retain_grad(self) -> Tensor:
+        """Keep `.grad` on this non-leaf tensor during backward (leaves always keep theirs)."""
+        self._retain_grad = True
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def detach(self) -> Tensor:
+        """The same data (shared, not copied), cut from the graph."""
+        return Tensor(self.data)
+
+    # --- numpy-like properties -----------------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    @property
+    def op(self) -> str | None:
+        """Name of the Function that made this tensor (None for a leaf)."""
+        return None if self._ctx is None else type(self._ctx).__name__
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self) -> float:
+        return self.data.item()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        data = np.array2string(self.data, precision=4, separator=", ", threshold=20,
+                               prefix="Tensor(")
+        extra = f", op={self.op}" if self._ctx is not None else (
+            ", requires_grad=True" if self.requires_grad else "")
+        grad = "" if self.grad is None else f", grad={np.array2string(self.grad, precision=4, separator=', ', threshold=20)}"
+        return f"Tensor({data}, dtype={self.dtype}{extra}{grad})"
+
+    # --- arithmetic (each a Function from ops.py) ---------------------------------------------
+
+    def _operand(self, other: Any) -> Tensor:
+        """Another operand as a Tensor; scalars and non-float arrays take this tensor's dtype."""
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, np.ndarray) and other.dtype.kind == "f":
+            return Tensor(other)
+        return Tensor(other, dtype=self.data.dtype)
+
+    def __add__(self, other: Any) -> Tensor:
+        return ops.Add.apply(self, self._operand(other))
+
+    def __radd__(self, other: Any) -> Tensor:
+        return ops.Add.apply(self._operand(other), self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return ops.Sub.apply(self, self._operand(other))
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return ops.Sub.apply(self._operand(other), self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return ops.Mul.apply(self, self._operand(other))
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return ops.Mul.apply(self._operand(other), self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return ops.Div.apply(self, self._operand(other))
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return ops.Div.apply(self._operand(other), self)
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        return ops.Pow.apply(self, self._operand(exponent))
+
+    def __rpow__(self, base: Any) -> Tensor:
+        return ops.Pow.apply(self._operand(base), self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return ops.MatMul.apply(self, self._operand(other))
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return ops.MatMul.apply(self._operand(other), self)
+
+    def __neg__(self) -> Tensor:
+        return ops.Neg.apply(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return ops.GetItem.apply(self, index=index)
+
+    # --- elementwise functions and activations ------------------------------------------------
+
+    def exp(self) -> Tensor:
+        return ops.Exp.apply(self)
+
+    def log(self) -> Tensor:
+        return ops.Log.apply(self)
+
+    def sigmoid(self) -> Tensor:
+        return ops.Sigmoid.apply(self)
+
+    def tanh(self) -> Tensor:
+        return ops.Tanh.apply(self)
+
+    def relu(self) -> Tensor:
+        return ops.ReLU.apply(self)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        return ops.Softmax.apply(self, axis=axis)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        return ops.LogSoftmax.apply(self, axis=axis)
+
+    # --- reductions ----------------------------------------------------------------------------
+
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.Mean.apply(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    # --- shape ---------------------------------------------------------------------------------
+
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return ops.Reshape.apply(self, shape=shape)
+
+    def transpose(self, *axes: int | Sequence[int]) -> Tensor:
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return ops.Transpose.apply(self, axes=axes or None)
+
+    @property
+    def T(self) -> Tensor:
+        return ops.Transpose.apply(self, axes=None)
+
+
+# --- graph walking ---------------------------------------------------------------------------
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Every node that needs a gradient, each after all of its inputs. Iterative: no depth limit."""
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        parents = node._ctx.parents if node._ctx is not None else None
+        if parents:
+            for parent in parents:
+                if parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    return order
+
+
+def _sum_to_shape(grad: np.ndarray, data: np.ndarray, ctx: Function) -> np.ndarray:
+    """Undo numpy broadcasting: sum `grad` back to the shape (and dtype) of the input `data`."""
+    shape = data.shape
+    if grad.shape != shape:
+        grad = np.asarray(grad)
+        extra = grad.ndim - len(shape)
+        if extra > 0:
+            grad = grad.sum(axis=tuple(range(extra)))
+        axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i:i + 1] != (1,))
+        if axes and grad.ndim == len(shape):
+            grad = grad.sum(axis=axes, keepdims=True)
+        if grad.shape != shape:
+            raise ValueError(f"{type(ctx).__name__}.backward returned a gradient of shape "
+                             f"{grad.shape} for an input of shape {shape}")
+    if grad.dtype != data.dtype:
+        grad = grad.astype(data.dtype)
+    return grad
+
+
+def graph_size(root: Tensor) -> int:
+    """How many recorded ops stand behind `root` (0 for a leaf or after no_grad/backward)."""
+    return sum(1 for node in _topological_order(root) if node._ctx is not None
+               and node._ctx.parents is not None)
+
+
+from tinygrad_mlp import ops  # noqa: E402  (ops.py defines the Functions; it imports Function from here)
