@@ -10,10 +10,11 @@ from tinygrad_mlp.tensor import (Function, Tensor, enable_grad, get_default_dtyp
                                  graph_size, is_grad_enabled, manual_seed, no_grad,
                                  set_default_dtype)
 from tinygrad_mlp import ops
+from tinygrad_mlp import nn, optim
 from tinygrad_mlp import data, datasets
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "set_default_dtype",
-           "get_default_dtype", "manual_seed", "get_generator", "graph_size", "ops",
+           "get_default_dtype", "manual_seed", "get_generator", "graph_size", "ops", "nn", "optim",
            "data", "datasets"]

@@ -1,0 +1,189 @@
+"""Module: the base class of every layer and model, in PyTorch's shape.
+
+Assigning a Tensor that requires grad to an attribute registers it as a parameter; assigning a
+Module registers it as a child. Both are kept in insertion order (dicts), so `parameters()` and
+the `state_dict()` keys (`"0.weight"`, `"0.bias"`, …) come out in a stable order.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping, NamedTuple
+
+import numpy as np
+
+from tinygrad_mlp.tensor import Tensor
+
+
+class IncompatibleKeys(NamedTuple):
+    """What `load_state_dict(strict=False)` skipped: model keys not in the dict, and the reverse."""
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class Module:
+    """Base class: subclass it, assign layers and parameters in `__init__`, write `forward`.
+
+    >>> class Blog(Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.hidden = Linear(64, 32)
+    ...     def forward(self, X):
+    ...         return self.hidden(X).sigmoid()
+    """
+
+    training: bool
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    # --- registration ---------------------------------------------------------------------------
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        registry = self.__dict__.get("_parameters")
+        if registry is None:
+            raise AttributeError(f"cannot assign {name!r} before Module.__init__() ran: call "
+                                 f"super().__init__() first in {type(self).__name__}.__init__")
+        modules = self.__dict__["_modules"]
+        registry.pop(name, None)
+        modules.pop(name, None)
+        if isinstance(value, Tensor) and value.requires_grad and value._ctx is None:
+            registry[name] = value
+        elif isinstance(value, Module):
+            modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self.__dict__["_parameters"].pop(name, None)
+        self.__dict__["_modules"].pop(name, None)
+        object.__delattr__(self, name)
+
+    # --- walking the tree -----------------------------------------------------------------------
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield from self._modules.items()
+
+    def children(self) -> Iterator[Module]:
+        yield from self._modules.values()
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module (name `prefix`) and every descendant, depth first, each once."""
+        seen: set[int] = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            stack.extend(reversed([(f"{name}.{child_name}" if name else child_name, child)
+                                   for child_name, child in module._modules.items()]))
+
+    def modules(self) -> Iterator[Module]:
+        for _, module in self.named_modules():
+            yield module
+
+    def named_parameters(self, prefix: str = "", remove_duplicate: bool = True
+                         ) -> Iterator[tuple[str, Tensor]]:
+        """(dotted name, parameter) pairs in registration order; a shared parameter comes once."""
+        seen: set[int] = set()
+        for module_name, module in self.named_modules(prefix):
+            for name, param in module._parameters.items():
+                if remove_duplicate:
+                    if id(param) in seen:
+                        continue
+                    seen.add(id(param))
+                yield (f"{module_name}.{name}" if module_name else name), param
+
+    def parameters(self) -> list[Tensor]:
+        """Every parameter once, in a stable order (what an optimizer takes)."""
+        return [param for _, param in self.named_parameters()]
+
+    # --- training helpers ------------------------------------------------------------------------
+
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient (`grad = None`, as PyTorch's set_to_none)."""
+        for param in self.parameters():
+            param.grad = None
+
+    def train(self, mode: bool = True) -> Module:
+        """Set `.training` on this module and all its descendants; returns self."""
+        for module in self.modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    # --- state ------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """{dotted name: a copy of the parameter's array}, e.g. {"0.weight": (D, M) array, …}."""
+        return {name: param.data.copy()
+                for name, param in self.named_parameters(remove_duplicate=False)}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True
+                        ) -> IncompatibleKeys:
+        """Copy arrays into the parameters, in place (optimizers keep their references).
+
+        Every key, shape and dtype is checked before anything is assigned, so a failed load
+        leaves the model exactly as it was. `strict=False` skips missing and unexpected keys
+        (returned) but never a shape or dtype mismatch.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict expects a mapping of name -> array, got "
+                            f"{type(state_dict).__name__}")
+        params = dict(self.named_parameters(remove_duplicate=False))
+        missing = [key for key in params if key not in state_dict]
+        unexpected = [key for key in state_dict if key not in params]
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys: {missing}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys: {unexpected}")
+        arrays = {}
+        for key, param in params.items():
+            if key not in state_dict:
+                continue
+            value = state_dict[key]
+            array = value.data if isinstance(value, Tensor) else np.asarray(value)
+            if array.shape != param.data.shape:
+                problems.append(f"shape mismatch for {key!r}: {array.shape} in the state dict "
+                                f"vs {param.data.shape} in the model")
+            elif array.dtype != param.data.dtype:
+                problems.append(f"dtype mismatch for {key!r}: {array.dtype} in the state dict "
+                                f"vs {param.data.dtype} in the model")
+            else:
+                arrays[key] = array
+        if problems:
+            raise ValueError(f"load_state_dict into {type(self).__name__} failed, nothing was "
+                             f"changed: " + "; ".join(problems))
+        for key, array in arrays.items():
+            params[key].data[...] = array
+        return IncompatibleKeys(missing, unexpected)
+
+    # --- calling ----------------------------------------------------------------------------------
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # --- repr -------------------------------------------------------------------------------------
+
+    def extra_repr(self) -> str:
+        """What goes between the parentheses of this module's repr (override in layers)."""
+        return ""
+
+    def __repr__(self) -> str:
+        lines = []
+        for name, child in self._modules.items():
+            child_repr = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child_repr}")
+        if not lines:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        extra = self.extra_repr()
+        head = f"{type(self).__name__}({extra}\n" if extra else f"{type(self).__name__}(\n"
+        return head + "\n".join(lines) + "\n)"
