@@ -91,7 +91,7 @@ def _as_int_labels(y: Any, name: str = "y") -> np.ndarray:
             bad = np.flatnonzero(~np.isfinite(labels) | (labels != np.round(labels)))
         if bad.size:
             i = int(bad[0])
-            raise ValueError(f"{name} must hold integer class labels, got {labels[i]!r} at index {i}")
+            raise ValueError(f"{name} must hold integer class labels, got {labels[i]} at index {i}")
     return labels.astype(np.int64, copy=False)
 
 
@@ -243,18 +243,19 @@ def standardize(X: Any, mean: Any = None, std: Any = None
     dtype = X.dtype if X.dtype in (np.float16, np.float32, np.float64) else get_default_dtype()
     if X.ndim != 2:
         raise ValueError(f"standardize expects a 2-D X of shape (N, D), got shape {X.shape}")
+    for name, value in (("mean", mean), ("std", std)):
+        if value is not None and np.shape(value) != (X.shape[1],):
+            raise ValueError(f"standardize: {name} must have shape ({X.shape[1]},) for X of shape "
+                             f"{X.shape}, got shape {np.shape(value)}")
     if mean is None:
         if len(X) == 0:
             raise ValueError("standardize needs at least one row to compute the mean")
         mean = X.mean(axis=0, dtype=np.float64)
+    mean = np.asarray(mean, dtype=np.float64)
     if std is None:
-        std = np.sqrt(np.mean((X - np.asarray(mean, dtype=np.float64)) ** 2, axis=0))
-    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
-    for name, value in (("mean", mean), ("std", std)):
-        if value.shape != (X.shape[1],):
-            raise ValueError(f"standardize: {name} must have shape ({X.shape[1]},) for X of shape "
-                             f"{X.shape}, got shape {value.shape}")
+        std = np.sqrt(np.mean((X - mean) ** 2, axis=0))
+    std = np.asarray(std, dtype=np.float64)
     # A std at rounding level of the mean is a constant column, not a signal to amplify.
     std = np.where(std <= 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0), 1.0, std)
-    Xs = ((X - mean) / std).astype(dtype, copy=False)
-    return Xs, mean.astype(dtype), std.astype(dtype)
+    mean, std = mean.astype(dtype), std.astype(dtype)
+    return (X.astype(dtype, copy=False) - mean) / std, mean, std  # reuse gives the same Xs
