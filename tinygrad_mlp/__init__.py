@@ -12,9 +12,20 @@ from tinygrad_mlp.tensor import (Function, Tensor, enable_grad, get_default_dtyp
 from tinygrad_mlp import ops
 from tinygrad_mlp import nn, optim
 from tinygrad_mlp import data, datasets
+from tinygrad_mlp import reference
+from tinygrad_mlp.gradcheck import GradcheckError, gradcheck
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "set_default_dtype",
            "get_default_dtype", "manual_seed", "get_generator", "graph_size", "ops", "nn", "optim",
-           "data", "datasets"]
+           "data", "datasets", "reference", "gradcheck", "GradcheckError"]
+
+_LAZY_MODULES = ("testing",)   # testing imports hypothesis (the `test` extra): only on first use
+
+
+def __getattr__(name: str):
+    if name in _LAZY_MODULES:
+        import importlib
+        return importlib.import_module(f"tinygrad_mlp.{name}")
+    raise AttributeError(f"module 'tinygrad_mlp' has no attribute {name!r}")

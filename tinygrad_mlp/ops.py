@@ -245,6 +245,8 @@ class MatMul(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.a, ctx.b
+        if a.ndim == 1 and b.ndim == 1:       # a dot product: the output is a scalar
+            return grad * b, grad * a
         if a.ndim == 1:                       # numpy treated a as a row (1, n): put that axis back
             grad = np.expand_dims(grad, -2)
             a = a[None, :]
@@ -389,9 +391,12 @@ class Transpose(Function):
 
     @staticmethod
     def forward(ctx, x, axes=None):
-        if axes is not None and sorted(int(a) % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
-            raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation of the "
-                             f"{x.ndim} axes of an input of shape {x.shape}")
+        if axes is not None:                  # normalized, so backward can invert negative axes
+            if (not all(-x.ndim <= int(a) < x.ndim for a in axes)
+                    or sorted(int(a) % x.ndim for a in axes) != list(range(x.ndim))):
+                raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation of the "
+                                 f"{x.ndim} axes of an input of shape {x.shape}")
+            axes = tuple(int(a) % x.ndim for a in axes)
         ctx.axes = axes
         return np.transpose(x, axes)
 

@@ -201,8 +201,12 @@ class Tensor:
         grads = {id(self): grad}
         handed_out = {id(grad)}   # arrays already stored somewhere: copy before storing again
         for node in reversed(_topological_order(self)):
-            node_grad = grads.pop(id(node))
+            node_grad = grads.pop(id(node), None)
             ctx = node._ctx
+            if node_grad is None:   # every backward on the way returned None: nothing flows here
+                if ctx is not None and not retain_graph:
+                    ctx.__dict__.clear()
+                continue
             if ctx is None or node._retain_grad:   # a leaf, or a node that asked to keep its grad
                 if node.grad is None:
                     if id(node_grad) in handed_out or not node_grad.flags.owndata:
@@ -294,11 +298,10 @@ class Tensor:
     # --- arithmetic (each a Function from ops.py) ---------------------------------------------
 
     def _operand(self, other: Any) -> Tensor:
-        """Another operand as a Tensor; scalars and non-float arrays take this tensor's dtype."""
+        """Another operand as a Tensor; a constant (scalar, list or array) takes this tensor's
+        dtype, so a float64 numpy constant never upcasts a float32 graph."""
         if isinstance(other, Tensor):
             return other
-        if isinstance(other, np.ndarray) and other.dtype.kind == "f":
-            return Tensor(other)
         return Tensor(other, dtype=self.data.dtype)
 
     def __add__(self, other: Any) -> Tensor:
@@ -424,8 +427,9 @@ def _topological_order(root: Tensor) -> list[Tensor]:
 def _sum_to_shape(grad: np.ndarray, data: np.ndarray, ctx: Function) -> np.ndarray:
     """Undo numpy broadcasting: sum `grad` back to the shape (and dtype) of the input `data`."""
     shape = data.shape
-    if grad.shape != shape:
+    if type(grad) is not np.ndarray:   # a numpy scalar (0-d arithmetic) or a list: always an array
         grad = np.asarray(grad)
+    if grad.shape != shape:
         extra = grad.ndim - len(shape)
         if extra > 0:
             grad = grad.sum(axis=tuple(range(extra)))

@@ -1,0 +1,128 @@
+"""Finite-difference gradient checks: does an op's backward agree with its forward?
+
+`gradcheck(fn, *tensors)` runs `fn` on float64 copies of the inputs, backpropagates a random
+upstream gradient G (not just ones: a `.sum()` upstream hides wrong backward rules), and compares
+each analytic gradient entry with the central difference
+
+    (⟨G, fn(x + eps·e_j)⟩ − ⟨G, fn(x − eps·e_j)⟩) / (2·eps)
+
+entry by entry, with PyTorch's criterion |analytic − numeric| <= atol + rtol·|numeric|.
+`fast=True` checks one random direction u per input instead, ⟨grad, u⟩ against the central
+difference along u (PyTorch's fast mode, HIPS autograd's check): two evaluations per input, for
+large inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from tinygrad_mlp.tensor import Tensor, no_grad
+
+
+class GradcheckError(AssertionError):
+    """A gradient that disagrees with finite differences. An AssertionError, so a failed check
+    reads as a failed test under pytest; the message names the input and the worst entry."""
+
+
+def gradcheck(fn: Callable[..., Tensor], *tensors: Tensor, eps: float = 1e-6, atol: float = 1e-5,
+              rtol: float = 1e-3, fast: bool = False, seed: int = 0) -> bool:
+    """Check the gradients of `fn(*tensors)` against central differences; True or GradcheckError.
+
+    fn: takes the tensors, returns a Tensor of any shape. Only tensors with requires_grad are
+    checked; the others are passed as constants. Both sides run in float64 on copies, so the
+    inputs are never modified. The upstream gradient G is drawn from `seed` (its own generator,
+    not `tm.get_generator()`). `fast=True` compares one random direction per input instead of
+    every entry. Raises ValueError for a bad argument (no tensor requiring grad, eps <= 0, fn not
+    returning a Tensor).
+    """
+    if not eps > 0:
+        raise ValueError(f"gradcheck: eps must be > 0, got {eps}")
+    if not all(isinstance(t, Tensor) for t in tensors):
+        kinds = [type(t).__name__ for t in tensors]
+        raise ValueError(f"gradcheck: inputs must be Tensors, got {kinds}")
+    checked = [i for i, t in enumerate(tensors) if t.requires_grad]
+    if not checked:
+        raise ValueError("gradcheck: no input requires grad; create the inputs to check with "
+                         "requires_grad=True")
+    rng = np.random.default_rng(seed)
+    inputs = [Tensor(t.data.astype(np.float64), requires_grad=t.requires_grad) for t in tensors]
+
+    out = _call(fn, inputs)
+    G = rng.standard_normal(out.shape)
+    if out.requires_grad:
+        out.backward(G)
+
+    def f() -> float:
+        """⟨G, fn(inputs)⟩, the scalar whose gradient the backward pass computed."""
+        with no_grad():
+            return float(np.sum(G * _call(fn, inputs).data))
+
+    for i in checked:
+        x = inputs[i].data
+        analytic = inputs[i].grad if inputs[i].grad is not None else np.zeros_like(x)
+        if analytic.shape != x.shape or analytic.dtype != np.float64:
+            raise GradcheckError(f"gradcheck: input {i} of shape {x.shape} got a gradient of shape "
+                                 f"{analytic.shape} and dtype {analytic.dtype} (expected float64)")
+        if fast:
+            u = rng.standard_normal(x.shape)
+            numeric = _central_difference(f, x, u, eps)
+            _compare(i, "random direction", float(np.sum(analytic * u)), numeric, atol, rtol)
+            continue
+        numeric_grad = np.empty_like(x)
+        for j in np.ndindex(x.shape):
+            unit = np.zeros_like(x)
+            unit[j] = 1.0
+            numeric_grad[j] = _central_difference(f, x, unit, eps)
+        _compare_arrays(i, analytic, numeric_grad, atol, rtol)
+    return True
+
+
+def _call(fn: Callable[..., Tensor], inputs: list[Tensor]) -> Tensor:
+    out = fn(*inputs)
+    if not isinstance(out, Tensor):
+        raise ValueError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
+    return out
+
+
+def _central_difference(f: Callable[[], float], x: np.ndarray, direction: np.ndarray,
+                        eps: float) -> float:
+    """(f(x + eps·direction) − f(x − eps·direction)) / (2·eps); x is restored exactly after."""
+    original = x.copy()
+    x += eps * direction
+    plus = f()
+    x[...] = original
+    x -= eps * direction
+    minus = f()
+    x[...] = original
+    return (plus - minus) / (2 * eps)
+
+
+def _compare(i: int, where: str, analytic: float, numeric: float, atol: float, rtol: float
+             ) -> None:
+    error = abs(analytic - numeric)
+    if not error <= atol + rtol * abs(numeric):   # also fails on nan
+        raise GradcheckError(
+            f"gradcheck: gradient of input {i} is wrong along a {where}: analytic {analytic!r}, "
+            f"numeric {numeric!r}, abs error {error:.3g}, rel error "
+            f"{error / max(abs(numeric), 1e-300):.3g} (allowed: atol={atol} + rtol={rtol}·|numeric|)")
+
+
+def _compare_arrays(i: int, analytic: np.ndarray, numeric: np.ndarray, atol: float, rtol: float
+                    ) -> None:
+    """Raise naming the worst entry (the largest excess over the tolerance, nan first)."""
+    with np.errstate(invalid="ignore"):
+        excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+    excess = np.where(np.isnan(excess), np.inf, excess)
+    if excess.size == 0 or excess.max() <= 0:
+        return
+    j = np.unravel_index(np.argmax(excess), excess.shape)
+    bad = int((excess > 0).sum())
+    a, n = float(analytic[j]), float(numeric[j])
+    error = abs(a - n)
+    raise GradcheckError(
+        f"gradcheck: gradient of input {i} (shape {analytic.shape}) is wrong at index "
+        f"{tuple(int(k) for k in j)}: analytic {a!r}, numeric {n!r}, abs error {error:.3g}, rel "
+        f"error {error / max(abs(n), 1e-300):.3g} (allowed: atol={atol} + rtol={rtol}·|numeric|; "
+        f"{bad} of {excess.size} entries fail)")
