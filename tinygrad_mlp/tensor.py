@@ -19,7 +19,7 @@ import numpy as np
 # --- global configuration: grad mode, default dtype, the one random generator ---------------
 
 _FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-_config = {"grad_enabled": True, "dtype": np.dtype(np.float32)}
+_config = {"grad_enabled": True, "dtype": np.dtype(np.float32), "tape": None}
 _generator = np.random.default_rng()
 
 
@@ -119,7 +119,7 @@ class Function:
     broadcast shape. `ctx.needs_input_grad[i]` says whether input i needs a gradient at all.
     """
 
-    parents: tuple[Tensor, ...] | None = None   # set by apply; None again once backward frees it
+    parents: list[Tensor] | None = None   # set by apply; None again once backward frees it
 
     @staticmethod
     def forward(ctx: Function, *arrays: np.ndarray, **options: Any) -> np.ndarray:
@@ -135,19 +135,15 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: Any, **options: Any) -> Tensor:
-        tensors = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
         ctx = cls()
-        ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
-        out = cls.forward(ctx, *[t.data for t in tensors], **options)
-        if type(out) is not np.ndarray:
-            out = np.asarray(out)
-        result = Tensor.__new__(Tensor)
-        result.data, result.grad, result.name, result._retain_grad = out, None, None, False
-        if _config["grad_enabled"] and True in ctx.needs_input_grad:
-            ctx.parents = tensors
+        parents = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
+        ctx.needs_input_grad = needs = tuple([p.requires_grad for p in parents])
+        result = _wrap(cls.forward(ctx, *[p.data for p in parents], **options))
+        if True in needs and _config["grad_enabled"]:
+            ctx.parents = parents
             result.requires_grad, result._ctx = True, ctx
-        else:
-            result.requires_grad, result._ctx = False, None
+        if _config["tape"] is not None:    # a TrainStep is recording (see replay.py)
+            _config["tape"].append((cls, parents, options, result))
         return result
 
     def __repr__(self) -> str:
@@ -198,43 +194,7 @@ class Tensor:
             if grad.shape != self.data.shape:
                 raise ValueError(f"backward(): grad shape {grad.shape} does not match output shape "
                                  f"{self.data.shape}")
-        grads = {id(self): grad}
-        handed_out = {id(grad)}   # arrays already stored somewhere: copy before storing again
-        for node in reversed(_topological_order(self)):
-            node_grad = grads.pop(id(node), None)
-            ctx = node._ctx
-            if node_grad is None:   # every backward on the way returned None: nothing flows here
-                if ctx is not None and not retain_graph:
-                    ctx.__dict__.clear()
-                continue
-            if ctx is None or node._retain_grad:   # a leaf, or a node that asked to keep its grad
-                if node.grad is None:
-                    if id(node_grad) in handed_out or not node_grad.flags.owndata:
-                        node_grad = node_grad.copy()
-                    node.grad = node_grad
-                else:
-                    node.grad = node.grad + node_grad
-                handed_out.add(id(node_grad))
-                if ctx is None:
-                    continue
-            if ctx.parents is None:
-                raise RuntimeError(f"backward through a graph that was already freed (at "
-                                   f"{type(ctx).__name__}); call backward(retain_graph=True) the "
-                                   f"first time if you need to go back twice")
-            input_grads = ctx.backward(ctx, node_grad)
-            if len(ctx.parents) == 1 or not isinstance(input_grads, (tuple, list)):
-                input_grads = (input_grads,)
-            if len(input_grads) != len(ctx.parents):
-                raise ValueError(f"{type(ctx).__name__}.backward returned {len(input_grads)} "
-                                 f"gradients for {len(ctx.parents)} inputs")
-            for parent, parent_grad in zip(ctx.parents, input_grads):
-                if parent_grad is None or not parent.requires_grad:
-                    continue
-                parent_grad = _sum_to_shape(parent_grad, parent.data, ctx)
-                key = id(parent)
-                grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
-            if not retain_graph:
-                ctx.__dict__.clear()   # drops parents and saved arrays; ctx.parents reads None now
+        _backpropagate(_topological_order(self), self, grad, retain_graph)
 
     def retain_grad(self) -> Tensor:
         """Keep `.grad` on this non-leaf tensor during backward (leaves always keep theirs)."""
@@ -403,25 +363,91 @@ class Tensor:
 # --- graph walking ---------------------------------------------------------------------------
 
 def _topological_order(root: Tensor) -> list[Tensor]:
-    """Every node that needs a gradient, each after all of its inputs. Iterative: no depth limit."""
+    """Every node that needs a gradient, each after all of its inputs.
+
+    A depth-first walk with an explicit stack of (node, its remaining inputs), so a graph of any
+    depth works (no recursion limit). Tensors hash by identity: they define no __eq__.
+    """
     order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        node, inputs_done = stack.pop()
-        if inputs_done:
+    visited = {root}
+    path: list[tuple[Tensor, Iterator[Tensor]]] = []
+    node, inputs = root, _inputs(root)
+    while True:
+        for parent in inputs:
+            if parent.requires_grad and parent not in visited:
+                visited.add(parent)
+                path.append((node, inputs))
+                node, inputs = parent, _inputs(parent)
+                break
+        else:                              # all inputs of `node` are placed: place it
             order.append(node)
+            if not path:
+                return order
+            node, inputs = path.pop()
+
+
+def _inputs(node: Tensor) -> Iterator[Tensor]:
+    ctx = node._ctx
+    return iter(ctx.parents) if ctx is not None and ctx.parents is not None else iter(())
+
+
+def _backpropagate(order: list[Tensor], root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
+    """The chain rule: walk `order` (inputs before outputs) backwards from d(root) = grad.
+
+    Each node's gradient is complete when it is reached (all its consumers come later in
+    `order`), so its Function's backward runs exactly once; gradients of a node used several
+    times add up, out of place, so no array is ever shared and then mutated.
+    """
+    grads = {root: grad}
+    handed_out = {id(grad)}   # arrays already stored somewhere: copy before storing again
+    for node in reversed(order):
+        node_grad = grads.pop(node, None)
+        ctx = node._ctx
+        if node_grad is None:   # every backward on the way returned None: nothing flows here
+            if ctx is not None and not retain_graph:
+                ctx.__dict__.clear()
             continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        parents = node._ctx.parents if node._ctx is not None else None
-        if parents:
-            for parent in parents:
-                if parent.requires_grad and id(parent) not in visited:
-                    stack.append((parent, False))
-    return order
+        if ctx is None or node._retain_grad:   # a leaf, or a node that asked to keep its grad
+            if node.grad is None:
+                if id(node_grad) in handed_out or not node_grad.flags.owndata:
+                    node_grad = node_grad.copy()
+                node.grad = node_grad
+            else:
+                node.grad = node.grad + node_grad
+            handed_out.add(id(node_grad))
+            if ctx is None:
+                continue
+        parents = ctx.parents
+        if parents is None:
+            raise RuntimeError(f"backward through a graph that was already freed (at "
+                               f"{type(ctx).__name__}); call backward(retain_graph=True) the "
+                               f"first time if you need to go back twice")
+        input_grads = ctx.backward(ctx, node_grad)
+        if len(parents) == 1 or not isinstance(input_grads, (tuple, list)):
+            input_grads = (input_grads,)
+        if len(input_grads) != len(parents):
+            raise ValueError(f"{type(ctx).__name__}.backward returned {len(input_grads)} "
+                             f"gradients for {len(parents)} inputs")
+        for parent, parent_grad in zip(parents, input_grads):
+            if parent_grad is None or not parent.requires_grad:
+                continue
+            data = parent.data
+            if (type(parent_grad) is not np.ndarray or parent_grad.shape != data.shape
+                    or parent_grad.dtype != data.dtype):
+                parent_grad = _sum_to_shape(parent_grad, data, ctx)
+            grads[parent] = parent_grad if parent not in grads else grads[parent] + parent_grad
+        if not retain_graph:
+            ctx.__dict__.clear()   # drops parents and saved arrays; ctx.parents reads None now
+
+
+def _wrap(data: Any) -> Tensor:
+    """A constant Tensor around an op's result, skipping __init__'s checks (the hot path)."""
+    if type(data) is not np.ndarray:
+        data = np.asarray(data)
+    tensor = Tensor.__new__(Tensor)
+    tensor.data, tensor.grad, tensor.requires_grad = data, None, False
+    tensor.name, tensor._ctx, tensor._retain_grad = None, None, False
+    return tensor
 
 
 def _sum_to_shape(grad: np.ndarray, data: np.ndarray, ctx: Function) -> np.ndarray:

@@ -1,0 +1,128 @@
+"""Record one training step's graph once for fixed shapes, then replay it.
+
+Per-sample SGD on a small network spends most of its time in Python: it builds the same
+five-node graph, topological order and module calls again for every sample. A `TrainStep` runs
+its first step eagerly while the engine records every Function call on a tape (class, inputs,
+options, output). Later steps with the same shapes copy the batch into the recorded input
+buffers and call the recorded Functions' `forward` and `backward` directly: the same numpy
+code as the eager engine, in the same order, so the results are the same, without rebuilding
+Tensors, modules or the topological order.
+
+Replay is only sound when the step's Python code does not depend on the data's values. Two
+guards keep it honest: the recorded tape must read the batch from the input buffers (if a
+module or loss converted the batch in Python, e.g. class indices into one-hot rows, the step
+stays eager), and the first replays of each tape are compared with an eager forward pass on
+the same batch; any difference switches the TrainStep to eager for good.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from tinygrad_mlp.tensor import Tensor, _backpropagate, _config, _topological_order
+
+CHECKED_REPLAYS = 3   # replays of each tape compared with an eager forward before it is trusted
+
+
+class _Program:
+    """One recorded step: the tape, the loss node, its topological order and the input buffers."""
+
+    def __init__(self, tape: list, loss: Tensor, X: np.ndarray, Y: np.ndarray) -> None:
+        self.tape, self.loss, self.X, self.Y = tape, loss, X, Y
+        self.order = _topological_order(loss)
+        self.unchecked = CHECKED_REPLAYS
+
+
+class TrainStep:
+    """`step(X, Y) -> loss value`: zero_grad, forward, loss, backward and optimizer step in one call.
+
+    Equivalent to the eager loop
+
+        optimizer.zero_grad(); J = loss(model(X), Y); J.backward(); optimizer.step()
+
+    but replays a recorded tape for batch shapes it has seen (at most `max_programs` of them:
+    a full batch and the last short one, typically). A non-finite loss skips backward and the
+    update, so the weights stay those of the last finite step; the value is returned as is.
+    `replay=False` always runs eagerly.
+    """
+
+    def __init__(self, model: Callable[[Any], Tensor], loss: Callable[[Tensor, Any], Tensor],
+                 optimizer: Any, replay: bool = True, max_programs: int = 4) -> None:
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.replay, self.max_programs = replay, max_programs
+        self._programs: dict[tuple, _Program] = {}
+
+    def __call__(self, X: np.ndarray, Y: np.ndarray) -> float:
+        if not self.replay:
+            return self._eager(X, Y)
+        key = (X.shape, X.dtype.str, Y.shape, Y.dtype.str)
+        program = self._programs.get(key)
+        if program is not None:
+            return self._replay(program, X, Y)
+        if len(self._programs) >= self.max_programs or _config["tape"] is not None:
+            return self._eager(X, Y)
+        return self._record(key, X, Y)
+
+    def _eager(self, X: np.ndarray, Y: np.ndarray) -> float:
+        J = self.loss(self.model(X), Y)
+        return self._finish(J, lambda: J.backward())
+
+    def _finish(self, J: Tensor, backward: Callable[[], None]) -> float:
+        value = J.item()
+        if np.isfinite(value):
+            self.optimizer.zero_grad()
+            backward()
+            self.optimizer.step()
+        return value
+
+    def _record(self, key: tuple, X: np.ndarray, Y: np.ndarray) -> float:
+        X_buffer, Y_buffer = np.array(X), np.array(Y)
+        tape: list = []
+        _config["tape"] = tape
+        try:
+            J = self.loss(self.model(X_buffer), Y_buffer)
+        finally:
+            _config["tape"] = None
+        if J.requires_grad and _reads(tape, X_buffer) and _reads(tape, Y_buffer):
+            self._programs[key] = _Program(tape, J, X_buffer, Y_buffer)
+        else:                   # the batch was converted in Python: this step can't be replayed
+            self.replay = False
+        return self._finish(J, lambda: J.backward())
+
+    def _replay(self, program: _Program, X: np.ndarray, Y: np.ndarray) -> float:
+        np.copyto(program.X, X)
+        np.copyto(program.Y, Y)
+        for cls, parents, options, result in program.tape:
+            ctx = cls()
+            ctx.needs_input_grad = tuple([p.requires_grad for p in parents])
+            out = cls.forward(ctx, *[p.data for p in parents], **options)
+            if result.data.flags.writeable:
+                np.copyto(result.data, out)   # same array object: whatever captured it sees new values
+            else:
+                result.data = np.asarray(out)
+            if result.requires_grad:
+                ctx.parents = parents
+                result._ctx = ctx
+        J = program.loss
+        if program.unchecked:
+            program.unchecked -= 1
+            if not _same(J.item(), self.loss(self.model(X), Y).item(), J.dtype):
+                self.replay = False
+                self._programs.clear()
+                return self._eager(X, Y)
+        return self._finish(J, lambda: _backpropagate(program.order, J, np.ones_like(J.data),
+                                                        False))
+
+
+def _reads(tape: list, buffer: np.ndarray) -> bool:
+    """Does some recorded Function take `buffer` (or a view of it) as an input?"""
+    return any(p.data is buffer or p.data.base is buffer for _, parents, _, _ in tape
+               for p in parents)
+
+
+def _same(replayed: float, eager: float, dtype: np.dtype) -> bool:
+    tolerance = 64 * np.finfo(dtype).eps * max(1.0, abs(eager))
+    return replayed == eager or abs(replayed - eager) <= tolerance or (
+        np.isnan(replayed) and np.isnan(eager))
