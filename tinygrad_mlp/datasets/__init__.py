@@ -1,6 +1,13 @@
 """Data sets for the blog's path: bundled 8×8 digits, MNIST-format IDX files, FER2013, toy sets.
 
-`load_digits()` needs nothing but this package: the digits ship inside it as `digits.npz`.
+    X, y = load_digits()                          # offline, ships inside the package
+    images, labels = load_mnist("~/mnist", kind="train")
+    X, y = load_fer2013("fer2013.csv", usage="Training")
+    X, y = spirals(300, classes=3)                # synthetic sets: xor, spirals, blobs
+
+Every loader returns numpy arrays (X, y) with the values as stored: scaling is the caller's.
+Synthetic sets draw from `tm.get_generator()` (so `tm.manual_seed` fixes them) unless given
+their own `seed`.
 
 Credit: the 8×8 digits are the UCI Machine Learning Repository's "Optical Recognition of
 Handwritten Digits" data set by E. Alpaydin and C. Kaynak (1998), licensed CC BY 4.0
@@ -10,13 +17,22 @@ Handwritten Digits" data set by E. Alpaydin and C. Kaynak (1998), licensed CC BY
 
 from __future__ import annotations
 
+import csv
+import gzip
+import math
+import numbers
 import os
+import warnings
+import zlib
+from typing import Any
 
 import numpy as np
 
 from tinygrad_mlp.data import one_hot, train_test_split
+from tinygrad_mlp.tensor import get_generator
 
-__all__ = ["load_digits", "one_hot", "train_test_split"]
+__all__ = ["load_digits", "load_idx", "load_mnist", "load_fer2013", "EMOTIONS", "xor", "spirals",
+           "blobs", "one_hot", "train_test_split"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -31,3 +47,245 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
         X = archive["images"].astype(np.float32)
         y = archive["labels"].astype(np.int64)
     return X, y
+
+
+# --- IDX files (MNIST, Fashion-MNIST) ----------------------------------------------------------
+
+# IDX type codes (third magic byte); values are stored big-endian.
+_IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
+              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def _read_bytes(path: str) -> bytes:
+    """The file's bytes, un-gzipped when it starts with the gzip magic 1f 8b (whatever its name)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path!r}")
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as error:
+        raise ValueError(f"{path!r} is a corrupt or truncated gzip file: {error}") from None
+
+
+def load_idx(path: str | os.PathLike) -> np.ndarray:
+    """Any IDX file (raw or gzip) as an array of its stored shape, in native byte order.
+
+    The format: two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
+    0x0D float32, 0x0E float64), the number of dimensions, then each size as a big-endian
+    uint32, then the values. A bad magic number, an unknown type, truncated data or trailing
+    bytes are a ValueError naming the file.
+    """
+    path = os.fspath(path)
+    raw = _read_bytes(path)
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{path!r} is not an IDX file: its magic number is {raw[:4].hex(' ')!r}, "
+                         "expected 00 00 <type> <ndim>")
+    if raw[2] not in _IDX_TYPES:
+        raise ValueError(f"{path!r}: unknown IDX type code 0x{raw[2]:02X} (expected one of "
+                         f"{', '.join(f'0x{code:02X}' for code in _IDX_TYPES)})")
+    dtype, ndim = _IDX_TYPES[raw[2]], raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path!r} is truncated: its header needs {header} bytes for {ndim} "
+                         f"dimensions, the file has {len(raw)}")
+    shape = tuple(int(size) for size in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    expected = math.prod(shape) * dtype.itemsize
+    found = len(raw) - header
+    if found != expected:
+        problem = "is truncated" if found < expected else "has trailing bytes"
+        raise ValueError(f"{path!r} {problem}: shape {shape} of {dtype.name} needs {expected} "
+                         f"bytes of data, found {found}")
+    values = np.frombuffer(raw, dtype=dtype, offset=header)
+    return values.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
+
+
+def _find(directory: str, names: list[str], what: str) -> str:
+    for name in names:
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError(f"no MNIST {what} file in {directory!r}: looked for "
+                            f"{', '.join(names)}")
+
+
+def load_mnist(directory: str | os.PathLike, kind: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """MNIST or Fashion-MNIST from `directory`: images uint8 (N, 28, 28), labels uint8 (N,).
+
+    `kind` "train" reads train-images-idx3-ubyte / train-labels-idx1-ubyte, "test" the t10k-
+    files; names with a dot (train-images.idx3-ubyte) and `.gz` copies are found too. Values
+    are as stored (0–255): scale them yourself (the CLI divides by 255).
+    """
+    if kind not in ("train", "test"):
+        raise ValueError(f"kind must be 'train' or 'test', got {kind!r}")
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"MNIST directory not found: {directory!r}")
+    prefix = "train" if kind == "train" else "t10k"
+    paths = {}
+    for what, idx in (("images", "idx3"), ("labels", "idx1")):
+        names = [f"{prefix}-{what}{sep}{idx}-ubyte{gz}" for sep in ("-", ".") for gz in ("", ".gz")]
+        paths[what] = _find(directory, names, f"{kind} {what}")
+    images, labels = load_idx(paths["images"]), load_idx(paths["labels"])
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise ValueError(f"{paths['images']!r}: expected uint8 images of shape (N, rows, cols), "
+                         f"got {images.dtype} of shape {images.shape}")
+    if labels.ndim != 1 or labels.dtype != np.uint8:
+        raise ValueError(f"{paths['labels']!r}: expected uint8 labels of shape (N,), "
+                         f"got {labels.dtype} of shape {labels.shape}")
+    if len(images) != len(labels):
+        raise ValueError(f"MNIST {kind} files disagree: {paths['images']!r} has {len(images)} "
+                         f"images, {paths['labels']!r} has {len(labels)} labels")
+    return images, labels
+
+
+# --- FER2013 (facial expressions, the blog's last step) ----------------------------------------
+
+EMOTIONS = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
+_USAGES = ("Training", "PublicTest", "PrivateTest")
+_FER_PIXELS = 48 * 48
+
+
+def _parse_pixels(text: str) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # older numpy warns instead of raising
+        try:
+            return np.fromstring(text, dtype=np.int64, sep=" ")
+        except (ValueError, DeprecationWarning):
+            return np.zeros(0, dtype=np.int64)
+
+
+def load_fer2013(csv_path: str | os.PathLike, usage: str | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The FER2013 CSV: X uint8 (N, 48, 48) face images, y int64 emotions 0–6 (see EMOTIONS).
+
+    The file has a header `emotion,pixels,Usage` and one face per row, its 2304 pixels as
+    space-separated ints 0–255. `usage` keeps only the rows of "Training", "PublicTest" or
+    "PrivateTest" (the Usage column is then required). A malformed row is a ValueError naming
+    the file and its line.
+    """
+    if usage is not None and usage not in _USAGES:
+        raise ValueError(f"usage must be None or one of {', '.join(_USAGES)}, got {usage!r}")
+    csv_path = os.fspath(csv_path)
+    if not os.path.isfile(csv_path):
+        raise FileNotFoundError(f"no such file: {csv_path!r}")
+    images, labels = [], []
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        rows = csv.reader(f)
+        header = [name.strip() for name in next(rows, [])]
+        if "emotion" not in header or "pixels" not in header:
+            raise ValueError(f"{csv_path!r}: expected a FER2013 header 'emotion,pixels,Usage', "
+                             f"got {','.join(header)!r}")
+        if usage is not None and "Usage" not in header:
+            raise ValueError(f"{csv_path!r} has no Usage column to select {usage!r} from")
+        emotion_at, pixels_at = header.index("emotion"), header.index("pixels")
+        usage_at = header.index("Usage") if "Usage" in header else None
+        for row in rows:
+            where = f"{csv_path!r}, line {rows.line_num}"
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise ValueError(f"{where}: expected {len(header)} fields, got {len(row)}")
+            if usage_at is not None and row[usage_at].strip() not in _USAGES:
+                raise ValueError(f"{where}: Usage {row[usage_at]!r} is not one of "
+                                 f"{', '.join(_USAGES)}")
+            if usage is not None and row[usage_at].strip() != usage:
+                continue
+            emotion = row[emotion_at].strip()
+            if not emotion.isdigit() or int(emotion) >= len(EMOTIONS):
+                raise ValueError(f"{where}: emotion {emotion!r} is not an int in 0–6")
+            pixels = _parse_pixels(row[pixels_at])
+            if pixels.size != _FER_PIXELS or pixels.min() < 0 or pixels.max() > 255:
+                raise ValueError(f"{where}: expected {_FER_PIXELS} space-separated ints in "
+                                 "0–255 in the pixels field")
+            images.append(pixels.astype(np.uint8))
+            labels.append(int(emotion))
+    X = np.array(images, dtype=np.uint8).reshape(-1, 48, 48)
+    return X, np.array(labels, dtype=np.int64)
+
+
+# --- synthetic sets for teaching -----------------------------------------------------------------
+
+def _generator_for(seed: int | None) -> np.random.Generator:
+    return get_generator() if seed is None else np.random.default_rng(seed)
+
+
+def _check_positive(name: str, value: Any) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _check_scale(name: str, value: Any) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+            or not 0 <= value < math.inf:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _per_class(n: int, k: int) -> np.ndarray:
+    """n samples shared as evenly as possible among k classes (the first ones get the extra)."""
+    return np.full(k, n // k) + (np.arange(k) < n % k)
+
+
+def _shuffled(X: np.ndarray, y: np.ndarray, rng: np.random.Generator
+              ) -> tuple[np.ndarray, np.ndarray]:
+    order = rng.permutation(len(y))
+    return X[order].astype(np.float32), y[order].astype(np.int64)
+
+
+def xor(n: int = 200, noise: float = 0.1, seed: int | None = None
+        ) -> tuple[np.ndarray, np.ndarray]:
+    """XOR: n points near the corners of the unit square, label 1 where exactly one coordinate is 1.
+
+    The four corners are used equally often, so `xor(4, noise=0)` is the truth table (shuffled).
+    Not linearly separable: the smallest problem that needs the hidden layer.
+    """
+    n, noise = _check_positive("n", n), _check_scale("noise", noise)
+    rng = _generator_for(seed)
+    corners = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)[np.arange(n) % 4]
+    y = (corners[:, 0] != corners[:, 1]).astype(np.int64)
+    return _shuffled(corners + noise * rng.standard_normal(corners.shape), y, rng)
+
+
+def spirals(n: int = 300, classes: int = 3, noise: float = 0.2, seed: int | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Interleaved 2-D spiral arms, one per class (the CS231n set): X (n, 2) in [-1, 1]², y 0…classes−1.
+
+    n points in total, shared as evenly as possible among the classes; `noise` jitters the angle.
+    """
+    n, classes = _check_positive("n", n), _check_positive("classes", classes)
+    noise = _check_scale("noise", noise)
+    rng = _generator_for(seed)
+    X, y = [], []
+    for c, count in enumerate(_per_class(n, classes)):
+        radius = np.linspace(0.0, 1.0, count)
+        angle = np.linspace(c * 4.0, (c + 1) * 4.0, count) + noise * rng.standard_normal(count)
+        X.append(np.column_stack((radius * np.sin(angle), radius * np.cos(angle))))
+        y.append(np.full(count, c))
+    return _shuffled(np.concatenate(X), np.concatenate(y), rng)
+
+
+def blobs(n: int = 300, centers: int | Any = 3, std: float = 1.0, dim: int | None = None,
+          seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian clusters: X (n, dim), y the index of the cluster each point was drawn around.
+
+    `centers` is a count (drawn uniformly in [-10, 10]^dim, dim 2 unless given) or an array of
+    shape (k, dim); n points shared as evenly as possible among them, each coordinate with
+    standard deviation `std`.
+    """
+    n, std = _check_positive("n", n), _check_scale("std", std)
+    rng = _generator_for(seed)
+    if isinstance(centers, numbers.Integral) and not isinstance(centers, (bool, np.bool_)):
+        dim = 2 if dim is None else _check_positive("dim", dim)
+        centers = rng.uniform(-10.0, 10.0, size=(_check_positive("centers", centers), dim))
+    else:
+        centers = np.asarray(centers, dtype=np.float64)
+        if centers.ndim != 2 or centers.shape[0] < 1 or dim not in (None, centers.shape[1]):
+            raise ValueError(f"centers must be a count or an array of shape (k, dim), got shape "
+                             f"{centers.shape}" + ("" if dim is None else f" with dim={dim!r}"))
+        dim = centers.shape[1]
+    y = np.repeat(np.arange(len(centers)), _per_class(n, len(centers)))
+    return _shuffled(centers[y] + std * rng.standard_normal((n, dim)), y, rng)
