@@ -1,0 +1,355 @@
+"""viz: DOT graphs, the explained backward walk against the blog's formulas, plots, compare."""
+
+import re
+import struct
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygrad_mlp as tm
+from tinygrad_mlp import nn, reference, viz
+from tinygrad_mlp.tensor import _topological_order
+
+# --- a tiny DOT reader: node statements `nK [label="..."...]` and edges `nA -> nB;` -------------
+
+NODE = re.compile(r'^\s*(n\d+) \[label="((?:[^"\\]|\\.)*)"(.*)\];$', re.M)
+EDGE = re.compile(r"^\s*(n\d+) -> (n\d+);$", re.M)
+
+
+def parse_dot(text):
+    """(labels by node id, attributes by node id, edges) of the DOT text; checks its frame."""
+    assert text.startswith("digraph ") and text.rstrip().endswith("}")
+    assert text.count("{") == text.count("}")
+    nodes = {m.group(1): m.group(2).replace("\\n", "\n") for m in NODE.finditer(text)}
+    attributes = {m.group(1): m.group(3) for m in NODE.finditer(text)}
+    edges = EDGE.findall(text)
+    assert len(nodes) == len(NODE.findall(text)), "a node is declared twice"
+    for a, b in edges:
+        assert a in nodes and b in nodes, f"edge {a} -> {b} to an undeclared node"
+    return nodes, attributes, edges
+
+
+def blog_arrays(N, D, M, K, loss, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((N, D))
+    W1, W2 = rng.standard_normal((D, M)), rng.standard_normal((M, K))
+    if loss == "ce":
+        Y = np.eye(K)[rng.integers(0, K, N)]
+    else:
+        Y = rng.integers(0, 2, (N, K)).astype(np.float64)
+    return X, Y, W1, W2
+
+
+def png_size(path):
+    with open(path, "rb") as file:
+        header = file.read(24)
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG file"
+    return struct.unpack(">II", header[16:24])
+
+
+# --- to_dot ---------------------------------------------------------------------------------
+
+def test_dot_counts_for_a_reused_input():
+    x = tm.Tensor([1.0, 2.0], requires_grad=True, name="x")
+    nodes, _, edges = parse_dot(viz.to_dot((x * x).sum()))
+    assert len(nodes) == 3                 # x, Mul, Sum
+    assert len(edges) == 3                 # x -> Mul twice (both inputs), Mul -> Sum
+    assert sorted(label.split("\n")[0] for label in nodes.values()) == ["J = Sum", "Mul", "x"]
+
+
+def test_dot_counts_and_kinds_for_a_layer():
+    X = tm.Tensor(np.ones((4, 3)), name="X")
+    W = tm.Tensor(np.ones((3, 2)), requires_grad=True, name="W")
+    J = ((X @ W) + 1.0).sigmoid().sum()
+    nodes, attributes, edges = parse_dot(viz.to_dot(J))
+    assert len(nodes) == 7                 # X, W, MatMul, 1.0, Add, Sigmoid, Sum
+    assert len(edges) == 6
+    by_first_line = {label.split("\n")[0]: node for node, label in nodes.items()}
+    assert "Z1 = MatMul" in by_first_line and "a1 = Sigmoid" not in by_first_line
+    # parameters, inputs and constants are drawn differently
+    styles = {name: attributes[by_first_line[name]] for name in ("W", "X (input)", "1")}
+    assert len(set(styles.values())) == 3
+    assert "4×3 float64" in nodes[by_first_line["X (input)"]]   # float arrays keep their dtype
+    assert "peripheries=2" in attributes[by_first_line["J = Sum"]]   # the output stands out
+
+
+@given(st.lists(st.sampled_from(["exp", "sigmoid", "tanh", "neg", "sum"]), min_size=1,
+                max_size=12))
+def test_dot_chain_of_unary_ops_has_one_node_per_op(names):
+    x = tm.Tensor([0.1, -0.2, 0.3], requires_grad=True)
+    y = x
+    for name in names:
+        y = -y if name == "neg" else getattr(y, name)()
+    nodes, _, edges = parse_dot(viz.to_dot(y))
+    assert len(nodes) == len(names) + 1
+    assert len(edges) == len(names)
+    ops = [label.split("\n")[0].split(" = ")[-1] for label in nodes.values()]
+    expected = {"exp": "Exp", "sigmoid": "Sigmoid", "tanh": "Tanh", "neg": "Neg", "sum": "Sum"}
+    assert sorted(ops) == sorted([expected[n] for n in names] + ["leaf (requires_grad)"])
+
+
+def test_dot_deep_graph_does_not_recurse():
+    x = tm.Tensor([1.0], requires_grad=True)
+    depth = sys.getrecursionlimit() + 500
+    y = x
+    for _ in range(depth):
+        y = y * 1.0
+    nodes, _, edges = parse_dot(viz.to_dot(y))
+    assert len(nodes) == 2 * depth + 1     # x, and per step one Mul and its constant 1.0
+    assert len(edges) == 2 * depth
+
+
+def test_dot_names_parameters_and_shows_gradients_after_backward():
+    model = nn.Sequential(nn.Linear(4, 3), nn.Sigmoid(), nn.Linear(3, 2), nn.Softmax())
+    X = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
+    J = nn.CrossEntropyLoss()(model(X), np.array([0, 1, 1, 0, 1]))
+    params = dict(model.named_parameters())
+    before, _, _ = parse_dot(viz.to_dot(J, params=params))
+    labels = "\n".join(before.values())
+    for name in ("0.weight", "0.bias", "2.weight", "2.bias"):
+        assert name in labels
+    assert "grad" not in labels
+    J.backward(retain_graph=True)
+    text = viz.to_dot(J, params=params)
+    nodes, _, _ = parse_dot(text)
+    for name, param in params.items():
+        label = next(lbl for lbl in nodes.values() if lbl.startswith(name + "\n"))
+        shape = "×".join(map(str, param.grad.shape))
+        norm = float(np.linalg.norm(param.grad))
+        match = re.search(r"grad (\S+) ‖g‖=(\S+)", label)
+        assert match and match.group(1) == shape
+        assert float(match.group(2)) == pytest.approx(norm, rel=1e-3)
+    assert text.count("subgraph cluster_") == 2          # layer 0 and layer 2
+    assert 'label="layer 0"' in text and 'label="layer 2"' in text
+
+
+def test_dot_names_come_from_tensor_name_without_params():
+    model = nn.Sequential(nn.Linear(4, 3), nn.Sigmoid())
+    nodes, _, _ = parse_dot(viz.to_dot(model(np.ones((2, 4), np.float32)).sum()))
+    assert any(label.startswith("0.weight\n") for label in nodes.values())
+
+
+def test_dot_of_a_freed_graph_says_how_to_keep_it():
+    x = tm.Tensor([1.0, 2.0], requires_grad=True)
+    J = (x * 3.0).sum()
+    J.backward()
+    text = viz.to_dot(J)
+    nodes, _, edges = parse_dot(text)
+    assert len(nodes) == 1 and not edges
+    assert "retain_graph=True" in text
+
+
+def test_to_dot_rejects_non_tensors():
+    with pytest.raises(TypeError, match="to_dot expects a Tensor"):
+        viz.to_dot(np.ones(3))
+
+
+# --- render ----------------------------------------------------------------------------------
+
+def test_render_without_graphviz_writes_dot_and_says_how(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(viz.shutil, "which", lambda name: None)
+    J = (tm.Tensor([1.0], requires_grad=True) * 2.0).sum()
+    written = viz.render(J, tmp_path / "graph.svg")
+    assert written == str(tmp_path / "graph.dot")
+    assert (tmp_path / "graph.dot").read_text().startswith("digraph")
+    assert not (tmp_path / "graph.svg").exists()
+    message = capsys.readouterr().err
+    assert "apt-get install graphviz" in message and "graphviz.org" in message
+
+
+def test_render_calls_dot_when_installed(tmp_path, monkeypatch):
+    fake = tmp_path / "dot"      # a stand-in for Graphviz: records its format, copies its input
+    fake.write_text('#!/bin/sh\nfmt="$1"; out="$3"\n{ echo "$fmt"; cat; } > "$out"\n')
+    fake.chmod(0o755)
+    monkeypatch.setattr(viz.shutil, "which", lambda name: str(fake))
+    J = (tm.Tensor([1.0], requires_grad=True) * 2.0).sum()
+    written = viz.render(J, tmp_path / "graph.png")
+    content = (tmp_path / "graph.png").read_text()
+    assert written == str(tmp_path / "graph.png")
+    assert content.startswith("-Tpng\ndigraph")
+
+
+def test_render_refuses_unknown_formats(tmp_path):
+    with pytest.raises(ValueError, match="unknown format 'bmp'"):
+        viz.render(tm.Tensor([1.0]), tmp_path / "graph.bmp")
+
+
+# --- explain: the backward walk ---------------------------------------------------------------
+
+@pytest.mark.parametrize("loss", ["mse", "bce", "ce"])
+@given(shape=st.tuples(*[st.integers(1, 5)] * 4), seed=st.integers(0, 2**16))
+def test_explained_deltas_are_the_blogs_over_N(loss, shape, seed):
+    N, D, M, K = shape
+    if loss == "ce":
+        K = max(K, 2)
+    X, Y, W1, W2 = blog_arrays(N, D, M, K, loss, seed)
+    J, nodes = viz.blog_network(X, Y, W1, W2, loss)
+    steps = {step.name: step for step in viz.backward_steps(J)}
+    delta1, delta2 = reference.deltas(X, Y, W1, W2, loss=loss)
+    np.testing.assert_allclose(steps["Z2"].grad * N, delta2, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(steps["Z1"].grad * N, delta1, rtol=1e-9, atol=1e-12)
+    dJ_dW1, dJ_dW2 = reference.gradients(X, Y, W1, W2, loss=loss)
+    np.testing.assert_allclose(steps["W1"].grad, dJ_dW1, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(nodes["W2"].grad, dJ_dW2, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+def test_explain_blog_text_names_deltas_and_matches_reference(loss):
+    X, Y, W1, W2 = blog_arrays(4, 3, 2, 3, loss)
+    text = viz.explain_blog(X, Y, W1, W2, loss=loss)
+    assert "δ2 = ∂J/∂Z2" in text and "δ1 = ∂J/∂Z1" in text
+    assert text.index("δ2 = ∂J/∂Z2") < text.index("δ1 = ∂J/∂Z1")   # walked backwards
+    differences = [float(d) for d in re.findall(r"max \|difference\| (\S+)", text)]
+    assert len(differences) == 4 and max(differences) < 1e-12
+    # the δ2 printed at the end is N·∂J/∂Z2, i.e. reference δ2
+    _, delta2 = reference.deltas(X, Y, W1, W2, loss=loss)
+    block = text.split("the blog's δ2 (N · ∂J/∂Z2):")[1].split("the blog's δ1")[0]
+    printed = np.array([float(v) for v in re.findall(r"-?\d+\.\d*(?:e-?\d+)?", block)])
+    np.testing.assert_allclose(printed, delta2.ravel(), atol=1e-4)
+
+
+def test_explain_walks_in_backward_order_and_ends_at_the_parameters():
+    X, Y, W1, W2 = blog_arrays(3, 2, 4, 1, "mse")
+    J, nodes = viz.blog_network(X, Y, W1, W2, "mse")
+    expected = list(reversed(_topological_order(J)))      # the order backward() uses
+    steps = viz.backward_steps(J)
+    assert [step.tensor for step in steps] == expected
+    name_of = {id(node): name for name, node in nodes.items()}
+    assert [step.name for step in steps] == [name_of.get(id(n), n.op) for n in expected]
+    blog_order = [step.name for step in steps if step.name in nodes]
+    assert [n for n in blog_order if n not in ("W1", "W2")] == ["J", "a2", "Z2", "a1", "Z1"]
+    J2, _ = viz.blog_network(X, Y, W1, W2, "mse")
+    text = viz.explain(J2)
+    lines = [line for line in text.splitlines() if re.match(r"\[\d+\]", line)]
+    assert len(lines) == len(steps)
+    for line, step in zip(lines, steps):
+        assert line.startswith(f"[{step.position}] {step.name}")
+    tail = text.rstrip().splitlines()[-3:]
+    assert tail[0].startswith("Target reached")
+    assert [line.split()[0] for line in tail[1:]] == ["∂J/∂W1", "∂J/∂W2"]
+    assert "rule Sigmoid: a = σ(Z) → grad · a(1 − a)" in text
+
+
+def test_explain_leaves_gradients_as_backward_would_and_keeps_the_graph():
+    x = tm.Tensor([1.0, -2.0], requires_grad=True)
+    x.grad = np.array([10.0, 10.0], dtype=np.float32)       # accumulated earlier
+    y = x.sigmoid()
+    J = (y * y).sum()
+    viz.explain(J)
+    s = 1 / (1 + np.exp(-np.array([1.0, -2.0])))
+    np.testing.assert_allclose(x.grad, 10 + 2 * s * s * (1 - s), rtol=1e-6)
+    np.testing.assert_allclose(y.grad, 2 * s, rtol=1e-6)    # intermediates keep theirs
+    assert not y._retain_grad                               # the flag itself is restored
+    assert tm.graph_size(J) == 3                            # still drawable: not freed
+    nodes, _, _ = parse_dot(viz.to_dot(J))
+    assert sum("grad" in label for label in nodes.values()) == 4
+
+
+def test_explain_refuses_a_freed_graph_and_non_scalars():
+    x = tm.Tensor([1.0, 2.0], requires_grad=True)
+    J = (x * x).sum()
+    J.backward()
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        viz.explain(J)
+    with pytest.raises(ValueError, match="scalar"):
+        viz.explain(x * 2.0)
+    with pytest.raises(RuntimeError, match="requires_grad"):
+        viz.explain(tm.Tensor([1.0]).sum())
+
+
+def test_explain_describes_a_user_function_generically():
+    class Cube(tm.Function):
+        """x³, a custom op."""
+
+        @staticmethod
+        def forward(ctx, x):
+            ctx.x = x
+            return x ** 3
+
+        @staticmethod
+        def backward(ctx, grad):
+            return 3 * ctx.x ** 2 * grad
+
+    x = tm.Tensor([2.0], requires_grad=True, name="x")
+    text = viz.explain(Cube.apply(x).sum())
+    assert "rule Cube: a user-defined Function: grads = Cube.backward(ctx, grad) (x³, a custom op.)" \
+        in text
+    assert re.search(r"∂J/∂x\s+shape \(1,\)\s+norm 12\b", text)
+
+
+def test_explain_on_a_sequential_recognises_Z_and_a():
+    model = nn.Sequential(nn.Linear(4, 3, bias=False), nn.Sigmoid(), nn.Linear(3, 2, bias=False),
+                          nn.Softmax())
+    X = np.random.default_rng(2).standard_normal((5, 4)).astype(np.float32)
+    y = np.array([0, 1, 1, 0, 1])
+    J = nn.CrossEntropyLoss()(model(X), y)
+    text = viz.explain(J, params=dict(model.named_parameters()))
+    assert "δ2 = ∂J/∂Z2" in text and "δ1 = ∂J/∂Z1" in text and "a1 = Sigmoid(Z1)" in text
+    W1, W2 = model[0].weight.data, model[2].weight.data
+    _, dJ_dW2 = reference.gradients(X, np.eye(2)[y], W1, W2, loss="ce")
+    np.testing.assert_allclose(model[2].weight.grad, dJ_dW2, rtol=1e-4, atol=1e-6)
+    assert text.rstrip().splitlines()[-1].strip().startswith("∂J/∂2.weight")
+
+
+# --- plots -------------------------------------------------------------------------------------
+
+matplotlib = pytest.importorskip("matplotlib", reason="plots need the `plot` extra (matplotlib)")
+
+
+def test_plot_history_writes_a_png_of_the_requested_size(tmp_path):
+    history = {"loss": [1.0, 0.5, 0.3], "val_loss": [1.1, 0.6, 0.4],
+               "accuracy": [0.5, 0.8, 0.9], "val_accuracy": [0.4, 0.7, 0.85]}
+    path = viz.plot_history(history, tmp_path / "history.png")
+    assert png_size(path) == (1000, 400)
+    path = viz.plot_history({"loss": [3.0, 2.0]}, tmp_path / "loss.png", size=(600, 300))
+    assert png_size(path) == (600, 300)
+    with pytest.raises(ValueError, match="'loss'"):
+        viz.plot_history({"accuracy": [0.1]}, tmp_path / "bad.png")
+
+
+def test_plot_weights_draws_one_image_per_hidden_unit(tmp_path):
+    layer = nn.Linear(64, 10)
+    path = viz.plot_weights(layer, tmp_path / "weights.png")
+    assert png_size(path) == (400, 300)              # 10 units: 4 columns × 3 rows of 100 px
+    figure_model = nn.Sequential(nn.Linear(784, 4), nn.Sigmoid())
+    assert png_size(viz.plot_weights(figure_model, tmp_path / "mnist.png", cell=50)) == (100, 100)
+    with pytest.raises(ValueError, match="not a square image"):
+        viz.plot_weights(np.ones((10, 3)), tmp_path / "bad.png")
+
+
+def test_plots_say_how_to_get_matplotlib(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ImportError, match=r"pip install 'tinygrad_mlp\[plot\]'"):
+        viz.plot_history({"loss": [1.0]}, tmp_path / "h.png")
+
+
+def test_importing_the_package_does_not_import_matplotlib():
+    import subprocess
+    code = "import sys, tinygrad_mlp; print('matplotlib' in sys.modules, hasattr(tinygrad_mlp, 'viz'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
+
+
+# --- compare ---------------------------------------------------------------------------------
+
+def test_compare_methods_gives_three_curves_from_one_start(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 6)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    result = viz.compare_methods(X, y, hidden=5, epochs=3, lr=0.5, batch_size=8, seed=1)
+    runs = result["methods"]
+    assert list(runs) == ["gd", "sgd", "minibatch"]
+    assert [runs[m]["updates_per_epoch"] for m in runs] == [1, 40, 5]
+    starts = {runs[m]["cost"][0] for m in runs}
+    assert len(starts) == 1                            # same initial weights for all three
+    for run in runs.values():
+        assert len(run["cost"]) == len(run["seconds"]) == len(run["accuracy"]) == 4
+        assert run["cost"][-1] < run["cost"][0]
+        assert all(a <= b for a, b in zip(run["seconds"], run["seconds"][1:]))
+    assert runs["sgd"]["cost"][1] < runs["gd"]["cost"][1]   # more updates per epoch
+    table = viz.format_compare(result)
+    assert "lr=0.5 for all three" in table and table.count("gradient descent") == 3
+    assert png_size(viz.plot_compare(result, tmp_path / "compare.png")) == (1100, 420)
