@@ -7,6 +7,7 @@ rule, one link at a time. Broadcasting is undone by the engine (tensor.py), not 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -138,20 +139,38 @@ class Log(Function):
 
 # --- activations -------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=None)
+def _exp_limit(dtype: np.dtype) -> float:
+    """The most negative x for which e^-x still fits in `dtype` (−88 for float32, −709 for float64)."""
+    return -float(np.floor(np.log(np.finfo(dtype).max)))
+
+
 class Sigmoid(Function):
-    """σ(x) = 1 / (1 + e^-x), computed from e^-|x| so it never overflows; σ' = σ(1 − σ)."""
+    """σ(x) = 1 / (1 + e^-x); σ' = σ(1 − σ), taken from the output as the blog does.
+
+    When some x is so negative that e^-x would overflow, it is computed from e^-|x| ≤ 1 instead
+    (σ = e^x/(1 + e^x) there), so σ(−1000) is exactly 0, with no warning and no lost precision.
+    """
 
     @staticmethod
     def forward(ctx, x):
-        e = np.exp(-np.abs(x))                            # in (0, 1]: cannot overflow
-        out = np.where(x >= 0, 1, e) / (1 + e)            # 1/(1+e^-x) or e^x/(1+e^x)
+        if x.size and x.min() >= _exp_limit(x.dtype):     # the plain formula, in place
+            out = np.asarray(np.negative(x))              # (asarray: a 0-d input gives a scalar)
+            np.exp(out, out=out)
+            out += 1
+            np.reciprocal(out, out=out)
+        else:
+            e = np.exp(-np.abs(x))                        # in (0, 1]: cannot overflow
+            out = np.where(x >= 0, 1, e) / (1 + e)        # 1/(1+e^-x) or e^x/(1+e^x)
         ctx.out = out
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        out = ctx.out
-        return grad * out * (1 - out)                     # the blog's a(1 − a)
+        local = 1 - ctx.out                               # the blog's a(1 − a) ...
+        local *= ctx.out
+        local *= grad                                     # ... times the gradient from above
+        return local
 
 
 class Tanh(Function):
@@ -187,9 +206,11 @@ class Softmax(Function):
         if x.size == 0:
             ctx.out = x.copy()
             return ctx.out
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
-        ctx.out = e / e.sum(axis=axis, keepdims=True)
-        return ctx.out
+        e = x - x.max(axis=axis, keepdims=True)
+        np.exp(e, out=e)
+        e /= e.sum(axis=axis, keepdims=True)
+        ctx.out = e
+        return e
 
     @staticmethod
     def backward(ctx, grad):

@@ -27,12 +27,35 @@ CHECKED_REPLAYS = 3   # replays of each tape compared with an eager forward befo
 
 
 class _Program:
-    """One recorded step: the tape, the loss node, its topological order and the input buffers."""
+    """One recorded step: the tape, the loss node, its topological order and the input buffers.
+
+    Each array the tape produces or reads (the two input buffers, every op's output) is renewed
+    on replay by re-pointing the Tensors that hold it at the new array, which costs nothing. Only
+    an array that something else also sees (a view of it, or an option such as a fused loss's
+    `a2=`) is overwritten in place instead, so that everything that captured it sees the new values.
+    """
 
     def __init__(self, tape: list, loss: Tensor, X: np.ndarray, Y: np.ndarray) -> None:
-        self.tape, self.loss, self.X, self.Y = tape, loss, X, Y
+        self.tape, self.loss = tape, loss
         self.order = _topological_order(loss)
         self.unchecked = CHECKED_REPLAYS
+        tensors = {id(t): t for _, parents, _, result in tape for t in (*parents, result)}
+        holders: dict[int, list[Tensor]] = {}
+        seen_elsewhere: set[int] = set()
+        for t in tensors.values():
+            holders.setdefault(id(t.data), []).append(t)
+            if t.data.base is not None:
+                seen_elsewhere.add(id(t.data.base))
+        for _, _, options, _ in tape:
+            for value in options.values():
+                if isinstance(value, np.ndarray):
+                    seen_elsewhere.update((id(value), id(value.base)))
+
+        def slot(array: np.ndarray) -> tuple[np.ndarray, list[Tensor], bool]:
+            return array, holders.get(id(array), []), id(array) in seen_elsewhere
+
+        self.X, self.Y = slot(X), slot(Y)
+        self.outputs = [slot(result.data) for _, _, _, result in tape]
 
 
 class TrainStep:
@@ -92,16 +115,12 @@ class TrainStep:
         return self._finish(J, lambda: J.backward())
 
     def _replay(self, program: _Program, X: np.ndarray, Y: np.ndarray) -> float:
-        np.copyto(program.X, X)
-        np.copyto(program.Y, Y)
-        for cls, parents, options, result in program.tape:
+        _renew(program.X, X)
+        _renew(program.Y, Y)
+        for (cls, parents, options, result), output in zip(program.tape, program.outputs):
             ctx = cls()
             ctx.needs_input_grad = tuple([p.requires_grad for p in parents])
-            out = cls.forward(ctx, *[p.data for p in parents], **options)
-            if result.data.flags.writeable:
-                np.copyto(result.data, out)   # same array object: whatever captured it sees new values
-            else:
-                result.data = np.asarray(out)
+            _renew(output, cls.forward(ctx, *[p.data for p in parents], **options))
             if result.requires_grad:
                 ctx.parents = parents
                 result._ctx = ctx
@@ -114,6 +133,18 @@ class TrainStep:
                 return self._eager(X, Y)
         return self._finish(J, lambda: _backpropagate(program.order, J, np.ones_like(J.data),
                                                         False))
+
+
+def _renew(slot: tuple[np.ndarray, list[Tensor], bool], new: Any) -> None:
+    """Give a recorded array its new values: re-point its holders, or overwrite it if shared."""
+    array, holders, shared = slot
+    if shared and array.flags.writeable:
+        np.copyto(array, new)
+        return
+    if type(new) is not np.ndarray:
+        new = np.asarray(new)
+    for tensor in holders:
+        tensor.data = new
 
 
 def _reads(tape: list, buffer: np.ndarray) -> bool:
