@@ -26,7 +26,7 @@ def _array(tensor: Any) -> np.ndarray:
 
 
 def _fans(array: np.ndarray, name: str) -> tuple[int, int]:
-    """(fan_in, fan_out) of a weight of shape (in, out, …): trailing axes count as receptive field."""
+    """(fan_in, fan_out) of a weight of shape (in, out, …): trailing axes multiply both."""
     if array.ndim < 2:
         raise ValueError(f"{name}: needs a weight with at least 2 dimensions (in, out), got shape "
                          f"{array.shape}")

@@ -13,7 +13,8 @@ from tinygrad_mlp.tensor import Tensor, get_default_dtype
 
 
 def _check_size(name: str, value: Any) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value <= 0:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value <= 0:
         raise ValueError(f"Linear: {name} must be a positive int, got {value!r}")
     return int(value)
 
@@ -134,7 +135,8 @@ class Sequential(Module):
         self._check_chain(index, layer)
         setattr(self, str(index), layer)
         for name, param in layer.named_parameters(prefix=str(index)):
-            param.name = name                  # graph drawings then say "0.weight"
+            if param.name is None or name.endswith("." + param.name):
+                param.name = name    # graph drawings say "0.weight"; a shared one keeps its name
         return self
 
     def _check_chain(self, index: int, layer: Module) -> None:

@@ -57,13 +57,13 @@ def _position(flat_index: int, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(flat_index, shape))
 
 
-def _check_unit_interval(loss: str, what: str, array: np.ndarray) -> None:
+def _check_unit_interval(loss: str, what: str, array: np.ndarray, hint: str = "") -> None:
     """Every entry in [0, 1] (NaN fails too), else a ValueError naming the first bad entry."""
     if array.min() >= 0 and array.max() <= 1:
         return
     bad = int(np.flatnonzero(~((array >= 0) & (array <= 1)))[0])
-    raise ValueError(f"{loss}: {what} must lie in [0, 1]; got {array.flat[bad]!r} at position "
-                     f"{_position(bad, array.shape)} (shape {array.shape})")
+    raise ValueError(f"{loss}: {what} must lie in [0, 1]; got {array.flat[bad].item()!r} at "
+                     f"position {_position(bad, array.shape)} (shape {array.shape}){hint}")
 
 
 # --- MSE -------------------------------------------------------------------------------------
@@ -182,7 +182,7 @@ class SoftmaxCrossEntropy(Function):
 
 
 class CrossEntropy(Function):
-    """−1/N Σ Y · log(clip(a2, ε, 1)) on probabilities of unknown origin; ∂/∂a2 = −Y / clip(a2)/N."""
+    """−1/N Σ Y·log(clip(a2, ε, 1)) on probabilities of unknown origin; ∂/∂a2 = −Y/clip(a2)/N."""
 
     @staticmethod
     def forward(ctx, a2, Y, axis=-1):
@@ -224,9 +224,8 @@ class CrossEntropyLoss(Module):
             return SoftmaxCrossEntropy.apply(ctx.parents[0], Y, axis=axis, a2=a2.data)
         if self.from_logits:
             return SoftmaxCrossEntropy.apply(a2, Y, axis=axis)
-        _check_unit_interval("CrossEntropyLoss(from_logits=False)",
-                             "predictions (probabilities; pass from_logits=True for raw scores)",
-                             a2.data)
+        _check_unit_interval("CrossEntropyLoss", "predictions (probabilities)", a2.data,
+                             "; pass from_logits=True for raw scores")
         return CrossEntropy.apply(a2, Y, axis=axis)
 
     @staticmethod
@@ -245,12 +244,13 @@ class CrossEntropyLoss(Module):
             negative = np.flatnonzero(~(array >= 0))
             if negative.size:
                 bad = int(negative[0])
-                raise ValueError(f"{name}: target {array.flat[bad]!r} at position "
+                raise ValueError(f"{name}: target {array.flat[bad].item()!r} at position "
                                  f"{_position(bad, array.shape)} is negative; one-hot rows "
                                  f"over K={K} classes must be non-negative and sum to 1")
             bad = int(np.flatnonzero(~(np.abs(sums - 1) <= ONE_HOT_TOLERANCE))[0])
             raise ValueError(f"{name}: target row {_position(bad, sums.shape)} sums to "
-                             f"{sums.flat[bad]!r}, expected 1 (one-hot rows over K={K} classes)")
+                             f"{sums.flat[bad].item()!r}, expected 1 (one-hot rows over K={K} "
+                             f"classes)")
         return array
 
 
@@ -262,7 +262,7 @@ def _one_hot_from_indices(name: str, indices: np.ndarray, a2: np.ndarray, axis: 
         non_integer = np.flatnonzero(~(indices == np.round(indices)))
         if non_integer.size:
             bad = int(non_integer[0])
-            raise ValueError(f"{name}: class index {indices.flat[bad]!r} at position "
+            raise ValueError(f"{name}: class index {indices.flat[bad].item()!r} at position "
                              f"{_position(bad, indices.shape)} is not an integer (K={K} classes)")
         indices = indices.astype(np.int64)
     elif indices.dtype.kind not in "iub":

@@ -67,15 +67,17 @@ class Module:
     def children(self) -> Iterator[Module]:
         yield from self._modules.values()
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """This module (name `prefix`) and every descendant, depth first, each once."""
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True
+                      ) -> Iterator[tuple[str, Module]]:
+        """This module (name `prefix`) and every descendant, depth first; a shared one once."""
         seen: set[int] = set()
         stack = [(prefix, self)]
         while stack:
             name, module = stack.pop()
-            if id(module) in seen:
-                continue
-            seen.add(id(module))
+            if remove_duplicate:
+                if id(module) in seen:
+                    continue
+                seen.add(id(module))
             yield name, module
             stack.extend(reversed([(f"{name}.{child_name}" if name else child_name, child)
                                    for child_name, child in module._modules.items()]))
@@ -88,7 +90,7 @@ class Module:
                          ) -> Iterator[tuple[str, Tensor]]:
         """(dotted name, parameter) pairs in registration order; a shared parameter comes once."""
         seen: set[int] = set()
-        for module_name, module in self.named_modules(prefix):
+        for module_name, module in self.named_modules(prefix, remove_duplicate):
             for name, param in module._parameters.items():
                 if remove_duplicate:
                     if id(param) in seen:

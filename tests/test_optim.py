@@ -1,0 +1,197 @@
+"""optim: SGD (momentum, Nesterov, weight decay) and Adam against PyTorch's formulas written out
+in numpy; in-place updates, dtype, skipped None grads, validation, state round trip."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import tinygrad_mlp as tm
+from tinygrad_mlp import nn, optim
+
+arrays = hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=2, max_side=4),
+                    elements=st.floats(-5, 5))
+
+
+def param(values, dtype=np.float64):
+    return tm.Tensor(np.array(values, dtype=dtype), requires_grad=True)
+
+
+def run(optimizer, p, grads):
+    """Apply one step per gradient in `grads`; return the parameter after each step."""
+    history = []
+    for g in grads:
+        p.grad = np.array(g, dtype=p.dtype)
+        optimizer.step()
+        history.append(p.data.copy())
+    return history
+
+
+def sgd_reference(W, grads, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    """torch.optim.SGD's update rule (dampening 0), step by step, in float64 numpy."""
+    W, buf, out = W.copy(), None, []
+    for g in grads:
+        g = g + weight_decay * W
+        if momentum:
+            buf = g.copy() if buf is None else momentum * buf + g
+            g = g + momentum * buf if nesterov else buf
+        W = W - lr * g
+        out.append(W)
+    return out
+
+
+def adam_reference(W, grads, lr, betas, eps, weight_decay=0.0):
+    """torch.optim.Adam's update rule (not AdamW), step by step."""
+    W, m, v, out = W.copy(), np.zeros_like(W), np.zeros_like(W), []
+    for t, g in enumerate(grads, start=1):
+        g = g + weight_decay * W
+        m = betas[0] * m + (1 - betas[0]) * g
+        v = betas[1] * v + (1 - betas[1]) * g * g
+        m_hat, v_hat = m / (1 - betas[0] ** t), v / (1 - betas[1] ** t)
+        W = W - lr * m_hat / (np.sqrt(v_hat) + eps)
+        out.append(W)
+    return out
+
+
+def test_plain_sgd_is_the_blogs_update_by_hand():
+    p = param([[1.0, -2.0], [0.5, 3.0]])
+    optimizer = optim.SGD([p], lr=0.1)
+    p.grad = np.array([[0.5, 1.0], [-1.0, 0.0]])
+    optimizer.step()
+    np.testing.assert_array_equal(p.data, [[0.95, -2.1], [0.6, 3.0]])
+
+
+@pytest.mark.parametrize("options", [dict(momentum=0.9), dict(momentum=0.5, nesterov=True),
+                                     dict(weight_decay=0.1),
+                                     dict(momentum=0.9, nesterov=True, weight_decay=0.01)])
+@given(W=arrays, seed=st.integers(0, 1000), lr=st.floats(1e-3, 1.0))
+def test_sgd_matches_pytorch_formulas(options, W, seed, lr):
+    grads = list(np.random.default_rng(seed).normal(size=(3,) + W.shape))
+    p = param(W)
+    got = run(optim.SGD([p], lr=lr, **options), p, grads)
+    for a, b in zip(got, sgd_reference(W, grads, lr, **options)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("options", [dict(), dict(weight_decay=0.1),
+                                     dict(betas=(0.5, 0.9), eps=1e-3)])
+@given(W=arrays, seed=st.integers(0, 1000), lr=st.floats(1e-4, 0.5))
+def test_adam_matches_pytorch_formulas(options, W, seed, lr):
+    grads = list(np.random.default_rng(seed).normal(size=(3,) + W.shape))
+    p = param(W)
+    got = run(optim.Adam([p], lr=lr, **options), p, grads)
+    full = dict(betas=(0.9, 0.999), eps=1e-8, **options) if "betas" not in options else options
+    for a, b in zip(got, adam_reference(W, grads, lr, **full)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_adam_first_step_moves_each_weight_by_lr_against_its_gradient_sign():
+    p = param([1.0, 1.0, 1.0])
+    run(optim.Adam([p], lr=0.01), p, [np.array([3.0, -0.2, 0.0])])
+    np.testing.assert_allclose(p.data, [0.99, 1.01, 1.0], rtol=1e-7)
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, 0.1, momentum=0.9, nesterov=True,
+                                                        weight_decay=0.1),
+                                  lambda ps: optim.Adam(ps, weight_decay=0.1)])
+def test_step_is_in_place_float32_skips_none_grads_and_records_no_graph(make):
+    model = nn.Sequential(nn.Linear(3, 2), nn.Sigmoid())
+    W, b = model.parameters()
+    arrays_before = (W.data, b.data)
+    bias_before = b.data.copy()
+    optimizer = make(model.parameters())
+    for _ in range(2):
+        model.zero_grad()
+        model(np.ones((4, 3), np.float32)).sum().backward()
+        b.grad = None                                    # e.g. an unused parameter
+        weight_before = W.data.copy()
+        optimizer.step()
+        assert not np.array_equal(W.data, weight_before)
+    assert (W.data, b.data) == arrays_before and W.data is arrays_before[0]
+    np.testing.assert_array_equal(b.data, bias_before)
+    assert W.dtype == np.float32 and W.is_leaf and W.requires_grad
+    assert all(a is None or a.dtype == np.float32
+               for arrays in optimizer.state_dict().values() if isinstance(arrays, list)
+               for a in arrays if isinstance(a, np.ndarray) or a is None)
+
+
+def test_zero_grad_sets_grads_to_none():
+    p = param([1.0])
+    p.grad = np.array([2.0])
+    optimizer = optim.SGD([p], lr=1.0)
+    optimizer.zero_grad()
+    assert p.grad is None
+
+
+def test_an_optimizer_trains_the_blog_network():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(32, 4)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Sigmoid(), nn.Linear(8, 2), nn.Softmax())
+    optimizer = optim.Adam(model.parameters(), lr=0.05)
+    losses = []
+    for _ in range(50):
+        optimizer.zero_grad()
+        loss = nn.CrossEntropyLoss()(model(X), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0]
+
+
+# --- validation -----------------------------------------------------------------------------------
+
+def test_bad_parameter_lists_are_refused():
+    p = param([1.0])
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="parameter 1 .* is the same Tensor as parameter 0"):
+        optim.SGD([p, p], lr=0.1)
+    with pytest.raises(ValueError, match="parameter 0 .* does not require grad"):
+        optim.Adam([tm.Tensor([1.0])])
+    with pytest.raises(TypeError, match="parameter 0 is a ndarray, not a Tensor"):
+        optim.SGD([np.ones(2)], lr=0.1)
+    with pytest.raises(TypeError, match=r"iterable of Tensors \(e.g. model.parameters\(\)\)"):
+        optim.SGD(nn.Linear(2, 2), lr=0.1)
+
+
+@pytest.mark.parametrize("lr", [0, -0.1, math.nan, math.inf, "0.1", None, True])
+def test_learning_rate_must_be_positive_and_finite(lr):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+        optim.SGD([param([1.0])], lr=lr)
+    optimizer = optim.Adam([param([1.0])])
+    with pytest.raises(ValueError, match="lr must be"):
+        optimizer.lr = lr
+    assert optimizer.lr == 1e-3
+
+
+def test_other_hyper_parameters_are_checked():
+    p = param([1.0])
+    with pytest.raises(ValueError, match="nesterov=True needs momentum > 0"):
+        optim.SGD([p], lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="momentum must be"):
+        optim.SGD([p], lr=0.1, momentum=-1)
+    with pytest.raises(ValueError, match=r"betas\[1\] must be a finite number >= 0.0 and < 1.0"):
+        optim.Adam([p], betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="betas must be a pair"):
+        optim.Adam([p], betas=0.9)
+
+
+# --- state ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, 0.1, momentum=0.9),
+                                  lambda ps: optim.Adam(ps, lr=0.1)])
+def test_state_dict_lets_a_new_optimizer_continue_identically(make):
+    grads = list(np.random.default_rng(0).normal(size=(4, 3)))
+    p, q = param(np.ones(3)), param(np.ones(3))
+    first = make([p])
+    run(first, p, grads[:2])
+    q.data[...] = p.data
+    second = make([q])
+    second.load_state_dict(first.state_dict())
+    np.testing.assert_array_equal(run(first, p, grads[2:])[-1], run(second, q, grads[2:])[-1])
+    with pytest.raises(ValueError, match="must list 2 entries"):
+        make([param([1.0]), param([2.0])]).load_state_dict(first.state_dict())
