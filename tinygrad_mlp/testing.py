@@ -84,16 +84,24 @@ def mlp_shapes(max_N: int = 8, max_D: int = 5, max_M: int = 5, max_K: int = 4
     return st.tuples(*(st.integers(1, high) for high in (max_N, max_D, max_M, max_K)))
 
 
-@st.composite
-def networks(draw: Callable, loss: str = "mse", dtype: Any = np.float64,
-             shape: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def networks(loss: str = "mse", dtype: Any = np.float64, shape: Any = None
+             ) -> st.SearchStrategy[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """(X (N×D), Y (N×K), W1 (D×M), W2 (M×K)) for the blog's network, Y fit for `loss`:
     values in [0, 1] for "mse" and "bce", one-hot rows for "ce". X in [-3, 3], weights in
     [-2, 2] (so the sigmoids do not saturate). shape: (N, D, M, K) or a strategy of them."""
     if loss not in ("mse", "bce", "ce"):
         raise ValueError(f"testing.networks: loss must be 'mse', 'bce' or 'ce', got {loss!r}")
-    N, D, M, K = draw(mlp_shapes() if shape is None else
-                      shape if isinstance(shape, st.SearchStrategy) else st.just(tuple(shape)))
+    if shape is None:
+        shape = mlp_shapes()
+    elif not isinstance(shape, st.SearchStrategy):
+        shape = st.just(tuple(shape))
+    return _networks(loss, np.dtype(dtype), shape)
+
+
+@st.composite
+def _networks(draw: Callable, loss: str, dtype: np.dtype, shape: st.SearchStrategy
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    N, D, M, K = draw(shape)
     X = draw(arrays((N, D), dtype, -3, 3))
     W1 = draw(arrays((D, M), dtype, -2, 2))
     W2 = draw(arrays((M, K), dtype, -2, 2))
