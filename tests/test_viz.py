@@ -353,3 +353,16 @@ def test_compare_methods_gives_three_curves_from_one_start(tmp_path):
     table = viz.format_compare(result)
     assert "lr=0.5 for all three" in table and table.count("gradient descent") == 3
     assert png_size(viz.plot_compare(result, tmp_path / "compare.png")) == (1100, 420)
+
+
+def test_blog_example_is_a_seeded_batch_of_digits():
+    X, Y, W1, W2 = viz.blog_example(batch=5, hidden=3, loss="ce", seed=7)
+    assert (X.shape, Y.shape, W1.shape, W2.shape) == ((5, 64), (5, 10), (64, 3), (3, 10))
+    assert X.dtype == W1.dtype == np.float32 and 0 <= X.min() and X.max() <= 1
+    np.testing.assert_array_equal(Y.sum(axis=1), 1)
+    again = viz.blog_example(batch=5, hidden=3, loss="ce", seed=7)
+    for a, b in zip((X, Y, W1, W2), again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(viz.blog_example(5, 3, "ce", seed=8)[0], X)
+    with pytest.raises(ValueError, match="batch must be an int"):
+        viz.blog_example(batch=0)

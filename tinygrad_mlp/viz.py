@@ -31,7 +31,7 @@ from tinygrad_mlp import nn, reference
 from tinygrad_mlp.tensor import Tensor, _topological_order
 
 __all__ = ["to_dot", "render", "explain", "backward_steps", "Step", "RULES", "blog_network",
-           "explain_blog", "compare_methods", "format_compare", "plot_history", "plot_weights",
+           "blog_example", "explain_blog", "compare_methods", "format_compare", "plot_history", "plot_weights",
            "plot_compare"]
 
 # --- walking the graph -----------------------------------------------------------------------
@@ -378,7 +378,8 @@ def _delta_name(name: str) -> str | None:
 def _values(array: np.ndarray, max_values: int, indent: str) -> str:
     if array.size > max_values:
         return ""
-    text = np.array2string(np.asarray(array), precision=4, suppress_small=True, separator=" ")
+    text = np.array2string(np.asarray(array), precision=4, suppress_small=True, separator=" ",
+                           max_line_width=120)
     return "\n" + "\n".join(indent + line for line in text.splitlines())
 
 
@@ -478,6 +479,31 @@ def blog_network(X: Any, Y: Any, W1: Any, W2: Any, loss: str = "mse"
     for name, node in nodes.items():
         node.name = name
     return J, nodes
+
+
+def blog_example(batch: int = 4, hidden: int = 8, loss: str = "mse", seed: int = 0
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A small batch for the blog's network on the bundled digits: (X, Y, W1, W2).
+
+    X: `batch` digit images drawn with `seed`, scaled to [0, 1] (N×64); Y: their one-hot
+    labels (N×10), the targets of every loss here; W1 (64×hidden) and W2 (hidden×10): the
+    Glorot-uniform weights nn.Linear starts from, drawn after `tm.manual_seed(seed)`.
+    """
+    from tinygrad_mlp import data, datasets
+    from tinygrad_mlp.tensor import manual_seed
+
+    if loss not in BLOG_LOSSES:
+        raise ValueError(f"blog_example: loss must be one of {BLOG_LOSSES}, got {loss!r}")
+    images, labels = datasets.load_digits()
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= len(images):
+        raise ValueError(f"blog_example: batch must be an int in 1..{len(images)}, got {batch!r}")
+    rng = manual_seed(seed)
+    rows = np.sort(rng.choice(len(images), size=batch, replace=False))
+    X = images[rows] / images.dtype.type(16)
+    Y = data.one_hot(labels[rows], 10, dtype=X.dtype)
+    W1 = nn.Linear(X.shape[1], hidden, bias=False).weight.data
+    W2 = nn.Linear(hidden, 10, bias=False).weight.data
+    return X, Y, W1, W2
 
 
 def explain_blog(X: Any, Y: Any, W1: Any, W2: Any, loss: str = "mse",
