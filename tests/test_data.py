@@ -71,6 +71,15 @@ def test_full_batch_is_all_samples_at_once_and_batch_size_above_N_is_clipped():
         assert [list(np.arange(5)[b]) for b in batches(5, batch_size)] == [[0, 1, 2, 3, 4]]
 
 
+def test_single_samples_and_the_full_batch_are_views_even_when_shuffled():
+    X = np.arange(40.0).reshape(20, 2)
+    per_sample = [X[b] for b in batches(20, 1)]
+    assert all(v.shape == (1, 2) and np.shares_memory(v, X) for v in per_sample)
+    assert not np.array_equal(np.concatenate(per_sample), X)
+    (whole,) = [X[b] for b in batches(20, None)]
+    assert np.shares_memory(whole, X) and np.array_equal(whole, X)
+
+
 def test_shuffled_indices_are_read_only():
     index = next(batches(20, 4))
     with pytest.raises(ValueError):

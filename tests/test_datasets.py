@@ -26,7 +26,7 @@ def test_digits_shapes_dtypes_values_and_label_counts():
 
 
 def test_digits_images_match_their_labels():
-    """Nearest class mean on a held-out quarter: far above chance only if images and labels align."""
+    """Nearest class mean on a held-out quarter: far above chance only if images match labels."""
     X, y = load_digits()
     X_train, X_test, y_train, y_test = data.train_test_split(X, y, seed=0)
     means = np.stack([X_train[y_train == c].mean(axis=0) for c in range(10)])
@@ -140,7 +140,8 @@ def test_mnist_reads_train_and_test_under_the_usual_names(tmp_path, dot, compres
 
 
 def test_mnist_errors_name_the_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte.*train-images.idx3-ubyte.gz"):
+    with pytest.raises(FileNotFoundError,
+                       match="train-images-idx3-ubyte.*train-images.idx3-ubyte.gz"):
         load_mnist(tmp_path)
     write_mnist(tmp_path, "train", 5, 4, compress=True)
     with pytest.raises(ValueError, match=r"train-images-idx3-ubyte.gz' has 5 images.*"
@@ -180,6 +181,16 @@ def test_fer2013_reads_all_rows_or_one_usage(tmp_path):
     assert np.array_equal(y_train, [0, 3]) and np.array_equal(X_train, X[[0, 2]])
     assert load_fer2013(path, usage="PrivateTest")[0].shape == (1, 48, 48)
     assert EMOTIONS[3] == "Happy" and len(EMOTIONS) == 7
+
+
+def test_fer2013_accepts_a_bom_crlf_line_ends_and_quoted_fields(tmp_path):
+    text, pixels = fer_row(4, "PublicTest", 9)
+    emotion, values, usage = text.split(",")
+    path = tmp_path / "fer.csv"
+    path.write_bytes(("\ufeffemotion,pixels,Usage\r\n" + f'{emotion},"{values}",{usage}\r\n'
+                      + text + "\r\n").encode("utf-8"))
+    X, y = load_fer2013(path)
+    assert np.array_equal(y, [4, 4]) and np.array_equal(X, np.stack([pixels, pixels]))
 
 
 def test_fer2013_bad_usage_argument(tmp_path):

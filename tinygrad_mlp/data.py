@@ -59,17 +59,20 @@ def batches(N: int, batch_size: int | None = None, shuffle: bool = True,
 
     `batch_size` None is full-batch gradient descent, 1 per-sample SGD, k mini-batches; the last
     short batch is kept, a batch_size above N is clipped to N. With `shuffle`, one permutation
-    is drawn now (from `generator`, default `tm.get_generator()`) and the batches are read-only
-    int64 slices of it; call `batches` again for the next epoch's new order. Without shuffle,
-    or when one batch holds all N, the batches are `slice` objects in order, so `X[b]` is a view,
-    not a copy (the gradient of a mean loss does not depend on the order within one batch).
+    is drawn now (from `generator`, default `tm.get_generator()`); call `batches` again for the
+    next epoch's new order. A batch whose samples are contiguous is a `slice`, so `X[b]` is a
+    view, not a copy: every batch without shuffle, every single sample, and one full batch
+    (kept in order: the gradient of a mean loss does not depend on the order within a batch).
+    Shuffled mini-batches are read-only int64 index arrays (views of the permutation).
     Bad N or batch_size raise ValueError at the call, not at the first batch.
     """
     N = _check_count(N)
     size = _check_batch_size(batch_size, N)
     if not shuffle or size == N:
-        return (slice(start, min(start + size, N)) for start in range(0, N, size))
+        return map(slice, range(0, N, size), [*range(size, N, size), N])
     order = (generator if generator is not None else get_generator()).permutation(N)
+    if size == 1:                # slices of one row: X[b] stays 2-D and costs no fancy indexing
+        return map(slice, order.tolist(), (order + 1).tolist())
     order.flags.writeable = False
     return (order[start:start + size] for start in range(0, N, size))
 

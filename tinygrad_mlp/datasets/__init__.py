@@ -24,7 +24,7 @@ import numbers
 import os
 import warnings
 import zlib
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -149,12 +149,21 @@ _FER_PIXELS = 48 * 48
 
 
 def _parse_pixels(text: str) -> np.ndarray:
+    """One row's pixels as int64 (any count); an unparsable field gives an empty array."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")          # older numpy warns instead of raising
         try:
             return np.fromstring(text, dtype=np.int64, sep=" ")
         except (ValueError, DeprecationWarning):
             return np.zeros(0, dtype=np.int64)
+
+
+def _fer_rows(f: Any) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of a CSV without quoted newlines; plain lines skip the csv module."""
+    for number, line in enumerate(f, start=1):
+        line = line.rstrip("\r\n")
+        yield number, (next(csv.reader([line]), []) if '"' in line else
+                       line.split(",") if line else [])
 
 
 def load_fer2013(csv_path: str | os.PathLike, usage: str | None = None
@@ -172,9 +181,9 @@ def load_fer2013(csv_path: str | os.PathLike, usage: str | None = None
     if not os.path.isfile(csv_path):
         raise FileNotFoundError(f"no such file: {csv_path!r}")
     images, labels = [], []
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        rows = csv.reader(f)
-        header = [name.strip() for name in next(rows, [])]
+    with open(csv_path, encoding="utf-8-sig") as f:           # -sig: a BOM is dropped
+        rows = _fer_rows(f)
+        header = [name.strip() for name in next(rows, (1, []))[1]]
         if "emotion" not in header or "pixels" not in header:
             raise ValueError(f"{csv_path!r}: expected a FER2013 header 'emotion,pixels,Usage', "
                              f"got {','.join(header)!r}")
@@ -182,10 +191,10 @@ def load_fer2013(csv_path: str | os.PathLike, usage: str | None = None
             raise ValueError(f"{csv_path!r} has no Usage column to select {usage!r} from")
         emotion_at, pixels_at = header.index("emotion"), header.index("pixels")
         usage_at = header.index("Usage") if "Usage" in header else None
-        for row in rows:
-            where = f"{csv_path!r}, line {rows.line_num}"
+        for number, row in rows:
             if not row:
                 continue
+            where = f"{csv_path!r}, line {number}"
             if len(row) != len(header):
                 raise ValueError(f"{where}: expected {len(header)} fields, got {len(row)}")
             if usage_at is not None and row[usage_at].strip() not in _USAGES:
@@ -194,13 +203,13 @@ def load_fer2013(csv_path: str | os.PathLike, usage: str | None = None
             if usage is not None and row[usage_at].strip() != usage:
                 continue
             emotion = row[emotion_at].strip()
-            if not emotion.isdigit() or int(emotion) >= len(EMOTIONS):
+            if not (emotion.isascii() and emotion.isdigit()) or int(emotion) >= len(EMOTIONS):
                 raise ValueError(f"{where}: emotion {emotion!r} is not an int in 0–6")
-            pixels = _parse_pixels(row[pixels_at])
-            if pixels.size != _FER_PIXELS or pixels.min() < 0 or pixels.max() > 255:
+            image = _parse_pixels(row[pixels_at])
+            if image.size != _FER_PIXELS or image.min() < 0 or image.max() > 255:
                 raise ValueError(f"{where}: expected {_FER_PIXELS} space-separated ints in "
                                  "0–255 in the pixels field")
-            images.append(pixels.astype(np.uint8))
+            images.append(image.astype(np.uint8))
             labels.append(int(emotion))
     X = np.array(images, dtype=np.uint8).reshape(-1, 48, 48)
     return X, np.array(labels, dtype=np.int64)
@@ -252,7 +261,7 @@ def xor(n: int = 200, noise: float = 0.1, seed: int | None = None
 
 def spirals(n: int = 300, classes: int = 3, noise: float = 0.2, seed: int | None = None
             ) -> tuple[np.ndarray, np.ndarray]:
-    """Interleaved 2-D spiral arms, one per class (the CS231n set): X (n, 2) in [-1, 1]², y 0…classes−1.
+    """Interleaved 2-D spiral arms, one per class (CS231n's set): X (n, 2) in [-1, 1]², y classes.
 
     n points in total, shared as evenly as possible among the classes; `noise` jitters the angle.
     """
