@@ -1,0 +1,454 @@
+"""Benchmark suite: tinygrad_mlp against hand-written numpy and the other frameworks, side by side.
+
+    python -m benchmarks [--quick] [--threads N] [--repeat K] [--only W1,W3]
+                         [--impl numpy,tinygrad,torch] [--markdown FILE] [--no-memory]
+    python benchmarks/run.py ...           (the same, from the repository root)
+
+All implementations run in ONE process. Each repetition runs every implementation once, in
+round-robin order (rotated each repetition, so drift and cache effects hit all alike), after one
+warm-up round; the table shows the median seconds, min–max, and the ratio to hand-written numpy.
+Before timing, a correctness guard checks that every implementation gives numpy's loss after
+one step from the same weights (a benchmark of different math is meaningless) and prints a
+WARNING line if not. Peak memory for W1 is measured in one subprocess per implementation.
+
+BLAS threads: `--threads N` (default 1) sets OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and
+MKL_NUM_THREADS before numpy is first imported (this file reads argv before importing numpy;
+`python -m benchmarks` does the same in __main__.py) and calls torch.set_num_threads(N). On 2
+shared cores, extra BLAS threads turn ratios into noise. If numpy was already imported by the
+caller (e.g. main() called from a test), the thread count already in force is reported instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __name__ == "__main__":     # `python benchmarks/run.py`: find the package, then set threads
+    _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if _ROOT not in sys.path:
+        sys.path.insert(0, _ROOT)
+    from benchmarks.common import set_threads_from_argv
+    set_threads_from_argv(sys.argv[1:])
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import gc  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from benchmarks.common import NotApplicable  # noqa: E402
+from benchmarks.workloads import (Workload, chain_input, flops, make_data,  # noqa: E402
+                                  matmul_shapes, workloads)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# name -> (module holding the runner, runner class, the import that tells whether it is installed)
+IMPLEMENTATIONS = {
+    "numpy": ("benchmarks.impl_numpy", "NumpyRunner", "numpy"),
+    "tinygrad_fit": ("benchmarks.impl_tinygrad", "TinygradFitRunner", "tinygrad_mlp"),
+    "tinygrad_loop": ("benchmarks.impl_tinygrad", "TinygradRunner", "tinygrad_mlp"),
+    "torch": ("benchmarks.impl_frameworks", "TorchRunner", "torch"),
+    "mygrad": ("benchmarks.impl_frameworks", "MygradRunner", "mygrad"),
+    "autograd": ("benchmarks.impl_frameworks", "AutogradRunner", "autograd"),
+    "sklearn": ("benchmarks.impl_frameworks", "SklearnRunner", "sklearn"),
+}
+ALIASES = {"tinygrad": ("tinygrad_fit", "tinygrad_loop"), "pytorch": ("torch",),
+           "scikit-learn": ("sklearn",)}
+
+
+# --- command line --------------------------------------------------------------------------------
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller N, 2 repetitions: a smoke run for CI (well under a minute)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads (set before numpy is imported; default 1)")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="timed repetitions per implementation (default 5, quick 2)")
+    parser.add_argument("--only", default="", help="workloads to run, e.g. W1,W3 (default all)")
+    parser.add_argument("--impl", default="",
+                        help="implementations, e.g. numpy,tinygrad,torch (default all; "
+                             f"names: {', '.join(IMPLEMENTATIONS)}; tinygrad means both)")
+    parser.add_argument("--markdown", metavar="FILE", help="also write the table as markdown")
+    parser.add_argument("--no-memory", action="store_true", help="skip the W1 peak-memory runs")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall (default): perf_counter; cpu: process_time, steadier when "
+                             "other jobs share the cores (fair only with 1 thread everywhere)")
+    parser.add_argument("--memory-child", metavar="IMPL", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error(f"--threads must be a positive integer, got {args.threads}")
+    if args.repeat is not None and args.repeat < 1:
+        parser.error(f"--repeat must be a positive integer, got {args.repeat}")
+    return args
+
+
+def select_workloads(only: str, quick: bool) -> list[Workload]:
+    suite = workloads(quick)
+    if not only:
+        return list(suite.values())
+    keys = [k.strip().upper() for k in only.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in suite]
+    if unknown:
+        raise SystemExit(f"--only: unknown workload(s) {', '.join(unknown)}; "
+                         f"expected some of {', '.join(suite)}")
+    return [suite[k] for k in keys]
+
+
+def select_impls(spec: str) -> list[str]:
+    if not spec:
+        return list(IMPLEMENTATIONS)
+    names: list[str] = []
+    for name in (n.strip().lower() for n in spec.split(",") if n.strip()):
+        expanded = ALIASES.get(name, (name,))
+        for n in expanded:
+            if n not in IMPLEMENTATIONS:
+                raise SystemExit(f"--impl: unknown implementation {name!r}; expected some of "
+                                 f"{', '.join(list(IMPLEMENTATIONS) + list(ALIASES))}")
+            if n not in names:
+                names.append(n)
+    if "numpy" not in names:   # every ratio is to numpy
+        names.insert(0, "numpy")
+    return names
+
+
+def runner_class(name: str) -> type | None:
+    """The runner class, or None when its framework is not installed."""
+    module_name, class_name, needs = IMPLEMENTATIONS[name]
+    try:
+        __import__(needs)
+    except ImportError:
+        return None
+    module = __import__(module_name, fromlist=[class_name])
+    return getattr(module, class_name)
+
+
+# --- machine -------------------------------------------------------------------------------------
+
+def blas_threads() -> str:
+    """BLAS threads actually in force (threadpoolctl when installed, else the env variable)."""
+    try:
+        from threadpoolctl import threadpool_info
+        counts = {str(p["num_threads"]) for p in threadpool_info() if p.get("user_api") == "blas"}
+        if counts:
+            return ",".join(sorted(counts))
+    except Exception:   # threadpoolctl is optional and its probing may fail on odd BLAS builds
+        pass
+    return os.environ.get("OPENBLAS_NUM_THREADS", "default")
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {"cpu": f"{cpu}, {os.cpu_count()} logical cores", "python": platform.python_version(),
+            "load": f"{load:.2f}",
+            "numpy": np.__version__, "blas_threads": blas_threads(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+# --- measuring -----------------------------------------------------------------------------------
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def time_call(fn: Callable[[], Any], clock: Callable[[], float] = time.perf_counter) -> float:
+    gc.collect()                      # untimed: no collection left over from the previous run
+    start = clock()
+    fn()
+    return clock() - start
+
+
+def blas_bound(wl: Workload) -> tuple[float, float] | None:
+    """(seconds, GFLOP/s): the workload's matrix products alone, timed at their exact shapes."""
+    if wl.kind not in ("train", "infer"):
+        return None
+    rng = np.random.default_rng(0)
+    total = 0.0
+    for left, right, transposed, calls in matmul_shapes(wl):
+        a = rng.random(left[::-1] if transposed else left, dtype=np.float32)
+        a = a.T if transposed else a
+        b = rng.random(right, dtype=np.float32)
+        loops = max(1, min(int(calls), int(2e8 / (2 * left[0] * left[1] * right[1]) + 1), 2000))
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            for _ in range(loops):
+                a @ b
+            best = min(best, (time.perf_counter() - start) / loops)
+        total += best * calls
+    return total, flops(wl) / total / 1e9
+
+
+def prepare(wl: Workload) -> dict[str, Any]:
+    if wl.kind == "chain":
+        return {"x": chain_input()}
+    if wl.kind == "digits":
+        return {}
+    return make_data(wl)
+
+
+def correctness_guard(wl: Workload, runners: dict[str, Any]) -> list[str]:
+    """WARNING lines for implementations whose one-step loss (or output) differs from numpy's."""
+    expected = runners["numpy"].check() if "numpy" in runners else None
+    if expected is None:
+        return []
+    # float32 after one step; W6 compares held-out accuracies of two different training runs
+    rtol, atol = (0.0, 0.03) if wl.kind == "digits" else (2e-4, 1e-5)
+    warnings_ = []
+    for name, runner in runners.items():
+        if name == "numpy":
+            continue
+        try:
+            got = runner.check()
+        except NotApplicable:
+            continue
+        got = np.asarray(got, dtype=np.float64)
+        if got.shape != np.shape(expected) or not np.allclose(got, expected, rtol=rtol, atol=atol):
+            worst = np.max(np.abs(got - expected)) if got.shape == np.shape(expected) else "shape"
+            warnings_.append(f"WARNING {wl.key} {name}: result after one step differs from "
+                             f"hand-written numpy (max |diff| {worst}); its timing is of "
+                             f"different math")
+    return warnings_
+
+
+def bench_workload(wl: Workload, impls: list[str], repeat: int, log: Callable[[str], None],
+                   clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    """Times of every implementation on one workload, measured round-robin."""
+    data = prepare(wl)
+    runners: dict[str, Any] = {}
+    status: dict[str, str] = {}
+    for name in impls:
+        cls = runner_class(name)
+        if cls is None:
+            status[name] = "not installed"
+            continue
+        try:
+            runners[name] = cls(wl, data)
+        except NotApplicable as reason:
+            status[name] = str(reason) or "n/a"
+    for line in correctness_guard(wl, runners):
+        log(line)
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    names = list(runners)
+    for rep in range(repeat + 1):                     # round 0 is the warm-up
+        shift = rep % len(names) if names else 0
+        for name in names[shift:] + names[:shift]:
+            runner = runners[name]
+            runner.reset()
+            try:
+                seconds = time_call(runner.run, clock)
+            except NotApplicable as reason:
+                status[name] = str(reason) or "n/a"
+                continue
+            if rep > 0:
+                times[name].append(seconds)
+    return {"times": {n: t for n, t in times.items() if t}, "status": status,
+            "bound": blas_bound(wl)}
+
+
+# --- peak memory (W1, one subprocess per implementation) -----------------------------------------
+
+def _vm_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def memory_child(name: str, quick: bool) -> None:
+    """Run W1 once with one implementation; print {"import": KiB, "peak": KiB} as JSON."""
+    cls = runner_class(name)
+    if cls is None:
+        print(json.dumps({"error": "not installed"}))
+        return
+    __import__(IMPLEMENTATIONS[name][2])        # the framework's import cost counts
+    imported = _vm_kib("VmRSS")
+    wl = workloads(quick)["W1"]
+    try:
+        runner = cls(wl, make_data(wl))
+    except NotApplicable as reason:
+        print(json.dumps({"error": str(reason) or "n/a"}))
+        return
+    runner.reset()
+    runner.run()
+    print(json.dumps({"import": imported, "peak": _vm_kib("VmHWM")}))
+
+
+def measure_memory(impls: list[str], quick: bool) -> dict[str, dict[str, Any]]:
+    results = {}
+    for name in impls:
+        command = [sys.executable, "-m", "benchmarks.run", "--memory-child", name,
+                   "--threads", os.environ.get("OPENBLAS_NUM_THREADS", "1")]
+        if quick:
+            command.append("--quick")
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": ROOT + os.pathsep +
+                                   os.environ.get("PYTHONPATH", "")})
+        try:
+            results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            results[name] = {"error": f"failed: {tail}"}
+    return results
+
+
+# --- tables --------------------------------------------------------------------------------------
+
+def _fmt_seconds(s: float) -> str:
+    return f"{s * 1e3:.1f} ms" if s < 10 else f"{s:.2f} s"
+
+
+def rows(wls: list[Workload], results: dict[str, Any], impls: list[str]) -> list[list[str]]:
+    """Table rows: workload, implementation, median, min–max, ratio to numpy, per step."""
+    out = []
+    for wl in wls:
+        res = results[wl.key]
+        base = statistics.median(res["times"]["numpy"]) if "numpy" in res["times"] else None
+        steps = steps_of(wl)
+        for name in impls:
+            label = f"{wl.key} {wl.title}" if not out or out[-1][0].split()[0] != wl.key else ""
+            if name in res["times"]:
+                t = res["times"][name]
+                med = statistics.median(t)
+                ratio = f"{med / base:.2f}×" if base else "–"
+                per = f"{med / steps * 1e6:.1f} µs" if steps else ""
+                out.append([label or wl.key, name, _fmt_seconds(med),
+                            f"{_fmt_seconds(min(t))} – {_fmt_seconds(max(t))}", ratio, per])
+            else:
+                out.append([label or wl.key, name, res["status"].get(name, "n/a"), "", "", ""])
+        if res["bound"]:
+            seconds, gflops = res["bound"]
+            out.append([wl.key, "BLAS bound", _fmt_seconds(seconds),
+                        f"{flops(wl) / 1e9:.2f} GFLOP at {gflops:.1f} GFLOP/s",
+                        f"{seconds / base:.2f}×" if base else "–", ""])
+    return out
+
+
+def steps_of(wl: Workload) -> int:
+    if wl.kind == "train":
+        return -(-wl.N // (wl.batch or wl.N)) * wl.epochs
+    if wl.kind == "chain":
+        return wl.n_ops
+    return 0
+
+
+HEADER = ["workload", "implementation", "median", "min – max", "vs numpy", "per step/op"]
+MEM_HEADER = ["W1 implementation", "peak RSS", "vs numpy", "RSS after imports"]
+
+
+def memory_rows(mem: dict[str, dict[str, Any]]) -> list[list[str]]:
+    base = mem.get("numpy", {}).get("peak")
+    out = []
+    for name, m in mem.items():
+        if "error" in m:
+            out.append([name, m["error"], "", ""])
+        else:
+            out.append([name, f"{m['peak'] / 1024:.0f} MiB",
+                        f"{m['peak'] / base:.2f}×" if base else "–", f"{m['import'] / 1024:.0f} MiB"])
+    return out
+
+
+def text_table(header: list[str], body: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in body])
+
+
+def markdown_table(header: list[str], body: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] +
+                     ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in body])
+
+
+def markdown_report(info: dict[str, str], command: str, wls: list[Workload], table: str,
+                    memory: str | None, notes: list[str]) -> str:
+    parts = [f"Machine: {info['cpu']}; Python {info['python']}, numpy {info['numpy']}, "
+             f"BLAS threads {info['blas_threads']}, load average {info['load']} at start. "
+             f"Date: {info['date']}.  ",
+             f"Command: `{command}`", "",
+             "\n".join(f"- **{wl.key}** {wl.title}: {wl.describe()}" for wl in wls), "", table]
+    if memory:
+        parts += ["", memory]
+    if notes:
+        parts += [""] + [f"- {n}" for n in notes]
+    return "\n".join(parts) + "\n"
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    if args.memory_child:
+        memory_child(args.memory_child, args.quick)
+        return 0
+    repeat = args.repeat or (2 if args.quick else 5)
+    wls = select_workloads(args.only, args.quick)
+    impls = select_impls(args.impl)
+    try:
+        import torch
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        pass
+    info = machine()
+    command = "python -m benchmarks " + " ".join(argv)
+    print(f"{info['cpu']} | Python {info['python']} | numpy {info['numpy']} | "
+          f"BLAS threads {info['blas_threads']} | load {info['load']} | {info['date']}")
+    print(f"command: {command.strip()} | {repeat} repetitions after 1 warm-up, round-robin; "
+          f"{args.clock} clock; median, min – max, ratio of medians to hand-written numpy")
+    notes: list[str] = []
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+        notes.append(line)
+
+    if float(info["load"]) > 0.5:
+        log(f"WARNING: load average {info['load']} before the run: other jobs share the cores, "
+            f"so times are noisy (compare ratios, rerun when idle, or use --clock cpu)")
+
+    results = {}
+    for wl in wls:
+        print(f"{wl.key} {wl.title}: {wl.describe()} ...", end=" ", flush=True)
+        start = time.perf_counter()
+        results[wl.key] = bench_workload(wl, impls, repeat, log, CLOCKS[args.clock])
+        print(f"{time.perf_counter() - start:.1f} s", flush=True)
+    body = rows(wls, results, impls)
+    print()
+    print(text_table(HEADER, body))
+    print("BLAS bound: the matrix products alone at the GFLOP/s numpy reaches for these exact "
+          "shapes; training FLOPs = 2·N·(2·D·M + 3·M·K) per epoch (forward 2·N·(D·M + M·K), "
+          "backward twice that minus the input gradient 2·N·D·M), inference 2·N·(D·M + M·K).")
+    mem_text = None
+    if not args.no_memory and any(wl.key == "W1" for wl in wls):
+        mem = measure_memory(impls, args.quick)
+        print()
+        print(text_table(MEM_HEADER, memory_rows(mem)))
+        print("peak RSS (VmHWM) of a fresh process that imports the framework and runs W1 once")
+        mem_text = markdown_table(MEM_HEADER, memory_rows(mem))
+    if args.markdown:
+        report = markdown_report(info, command.strip(), wls, markdown_table(HEADER, body),
+                                 mem_text, notes)
+        with open(args.markdown, "w") as f:
+            f.write(report)
+        print(f"markdown written to {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The workloads W1–W6: their sizes, their synthetic data, the shared initial weights, their FLOPs.
+
+Every implementation gets the same arrays from here (float32 X, int64 class labels, the same
+initial weights and the same shuffled batch order), so a difference in time is a difference in
+the framework, not in the problem. No downloads: the data is a seeded, learnable synthetic
+problem (labels are the argmax of a random linear map of X), except W6 which uses the digits
+bundled with tinygrad_mlp.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+SEED = 1234
+
+
+@dataclasses.dataclass
+class Workload:
+    """One benchmark problem. kind: "train" (W1–W3), "infer" (W4), "chain" (W5), "digits" (W6)."""
+
+    key: str
+    title: str
+    kind: str
+    N: int = 0
+    D: int = 0
+    M: int = 0
+    K: int = 0
+    batch: int | None = None      # None: the whole set in one batch (full-batch GD)
+    epochs: int = 1
+    shuffle: bool = False
+    lr: float = 0.1
+    n_ops: int = 0                # W5: length of the elementwise chain
+
+    def describe(self) -> str:
+        if self.kind == "chain":
+            return f"{self.n_ops} elementwise ops on (16,16), forward + backward"
+        if self.kind == "digits":
+            return "tinygrad-mlp train's default run on the bundled digits"
+        shape = f"N={self.N:,} {self.D}-{self.M}-{self.K}"
+        if self.kind == "infer":
+            return f"{shape}, batches of {self.batch:,}, no_grad"
+        how = "full batch" if self.batch is None else f"batch {self.batch}"
+        unit = "iterations" if self.batch is None else ("epoch" if self.epochs == 1 else "epochs")
+        return f"{shape}, {how}, {self.epochs} {unit}{', shuffled' if self.shuffle else ''}"
+
+
+def workloads(quick: bool = False) -> dict[str, Workload]:
+    """The suite. `quick` shrinks N and iteration counts (same shapes per step) for CI."""
+    n = 2_000 if quick else 10_000
+    return {
+        "W1": Workload("W1", "mini-batch SGD", "train", n, 784, 128, 10, batch=64, shuffle=True,
+                       lr=0.1),
+        "W2": Workload("W2", "per-sample SGD", "train", 400 if quick else 2_000, 64, 32, 10,
+                       batch=1, shuffle=True, lr=0.05),
+        "W3": Workload("W3", "full-batch GD", "train", n, 784, 128, 10, batch=None,
+                       epochs=5 if quick else 20, lr=0.5),
+        "W4": Workload("W4", "inference", "infer", n, 784, 128, 10, batch=1_000),
+        "W5": Workload("W5", "engine: elementwise chain", "chain", n_ops=1_000),
+        "W6": Workload("W6", "digits end to end", "digits", epochs=2 if quick else 0),
+    }
+
+
+def make_data(wl: Workload) -> dict[str, Any]:
+    """Seeded data and initial weights for a train/infer workload (same for every implementation).
+
+    X (N, D) float32 in [0, 1), y (N,) int64, Y one-hot (N, K) float32, params W1 (D, M), b1 (M,),
+    W2 (M, K), b2 (K,) (Glorot uniform weights, small random biases so bias bugs show), and
+    `batches`: the list of index arrays in the order every implementation visits them.
+    """
+    rng = np.random.default_rng(SEED)
+    X = rng.random((wl.N, wl.D), dtype=np.float32)
+    R = rng.standard_normal((wl.D, wl.K)).astype(np.float32)
+    y = np.argmax((X - 0.5) @ R, axis=1).astype(np.int64)
+    Y = np.zeros((wl.N, wl.K), dtype=np.float32)
+    Y[np.arange(wl.N), y] = 1
+    params = init_params(rng, wl.D, wl.M, wl.K)
+    batches = []
+    size = wl.N if wl.batch is None else wl.batch
+    for _ in range(wl.epochs if wl.kind == "train" else 1):
+        order = rng.permutation(wl.N) if wl.shuffle else np.arange(wl.N)
+        batches.extend(order[i:i + size] for i in range(0, wl.N, size))
+    return {"X": X, "y": y, "Y": Y, "params": params, "batches": batches}
+
+
+def init_params(rng: np.random.Generator, D: int, M: int, K: int) -> dict[str, np.ndarray]:
+    """Glorot-uniform W1 (D, M), W2 (M, K); biases uniform in ±0.1; all float32."""
+    def glorot(fan_in: int, fan_out: int) -> np.ndarray:
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32)
+    return {"W1": glorot(D, M), "b1": rng.uniform(-0.1, 0.1, M).astype(np.float32),
+            "W2": glorot(M, K), "b2": rng.uniform(-0.1, 0.1, K).astype(np.float32)}
+
+
+def chain_input() -> np.ndarray:
+    """W5's (16, 16) float32 input."""
+    return np.random.default_rng(SEED).random((16, 16), dtype=np.float32)
+
+
+def flops(wl: Workload) -> float:
+    """Matrix-product FLOPs of the workload (0 where there are none worth counting).
+
+    Forward: 2·N·(D·M + M·K). Backward: 2× forward minus the skipped input gradient of the first
+    layer (2·N·D·M), i.e. 2·N·(D·M + 2·M·K). A training pass: 2·N·(2·D·M + 3·M·K) per epoch.
+    """
+    N, D, M, K = wl.N, wl.D, wl.M, wl.K
+    if wl.kind == "train":
+        return 2.0 * N * (2 * D * M + 3 * M * K) * wl.epochs
+    if wl.kind == "infer":
+        return 2.0 * N * (D * M + M * K)
+    return 0.0
+
+
+def matmul_shapes(wl: Workload) -> list[tuple[tuple[int, int], tuple[int, int], bool, float]]:
+    """The products one workload runs: (left shape, right shape, transposed-left?, calls).
+
+    The shapes and memory layouts are those of the hand-written numpy step, so the measured
+    GFLOP/s is what BLAS gives for exactly this work. A last short batch counts as a fraction.
+    """
+    D, M, K = wl.D, wl.M, wl.K
+    b = wl.N if wl.batch is None else wl.batch
+    calls = wl.N / b * (wl.epochs if wl.kind == "train" else 1)
+    forward = [((b, D), (D, M), False, calls), ((b, M), (M, K), False, calls)]
+    if wl.kind == "infer":
+        return forward
+    return forward + [((b, K), (K, M), False, calls),      # delta2 · W2ᵀ
+                      ((M, b), (b, K), True, calls),       # a1ᵀ · delta2
+                      ((D, b), (b, M), True, calls)]       # Xᵀ · delta1
