@@ -328,6 +328,8 @@ def _normalize_axes(op: str, x: np.ndarray, axis: Any) -> tuple[int, ...]:
 
 def _check_axis(op: str, x: np.ndarray, axis: Any) -> int:
     """One axis (softmax, log_softmax), normalized to be non-negative."""
+    if type(axis) is int and -x.ndim <= axis < x.ndim:   # the usual case, checked cheaply
+        return axis % x.ndim
     if x.ndim == 0:
         raise ValueError(f"{op}: needs at least a 1-D input, got a scalar")
     if not isinstance(axis, (int, np.integer)):

@@ -13,6 +13,7 @@ logits and its gradient with respect to Z2 is exactly (a2 − Y)/N.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -157,6 +158,11 @@ class BCELoss(Module):
 
 # --- categorical cross-entropy -------------------------------------------------------------
 
+@functools.lru_cache(maxsize=None)
+def _smallest_normal(dtype: np.dtype) -> float:
+    return float(np.finfo(dtype).tiny)
+
+
 class SoftmaxCrossEntropy(Function):
     """−1/N Σ Y · log_softmax(Z) along `axis`; the gradient with respect to Z is (a2 − Y)/N.
 
@@ -165,16 +171,19 @@ class SoftmaxCrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, Z, Y, axis=-1, a2=None):
-        shifted = Z - Z.max(axis=axis, keepdims=True)
-        exp = np.exp(shifted)
-        sum_exp = exp.sum(axis=axis, keepdims=True)
-        log_a2 = shifted - np.log(sum_exp)
-        if a2 is None:
-            a2 = exp
-            a2 /= sum_exp
+        if a2 is not None and a2.min() >= _smallest_normal(a2.dtype):
+            log_a2 = np.log(a2)             # as exact as log-sum-exp while a2 is a normal number
+        else:
+            shifted = Z - Z.max(axis=axis, keepdims=True)
+            exp = np.exp(shifted)
+            sum_exp = exp.sum(axis=axis, keepdims=True)
+            log_a2 = shifted - np.log(sum_exp)
+            if a2 is None:
+                a2 = exp
+                a2 /= sum_exp
         ctx.a2, ctx.Y, ctx.N = a2, Y, Z.size // Z.shape[axis]
-        total = np.sum(Y * log_a2)
-        return np.asarray(-total / ctx.N, dtype=Z.dtype)
+        log_a2 *= Y
+        return Z.dtype.type(-log_a2.sum() / ctx.N)
 
     @staticmethod
     def backward(ctx, grad):
