@@ -202,6 +202,7 @@ def test_explain_blog_text_names_deltas_and_matches_reference(loss):
     text = viz.explain_blog(X, Y, W1, W2, loss=loss)
     assert "δ2 = ∂J/∂Z2" in text and "δ1 = ∂J/∂Z1" in text
     assert text.index("δ2 = ∂J/∂Z2") < text.index("δ1 = ∂J/∂Z1")   # walked backwards
+    assert ("SoftmaxCrossEntropy(Z2, Y)" if loss == "ce" else "Sub(a2, Y)") in text
     differences = [float(d) for d in re.findall(r"max \|difference\| (\S+)", text)]
     assert len(differences) == 4 and max(differences) < 1e-12
     # the δ2 printed at the end is N·∂J/∂Z2, i.e. reference δ2

@@ -378,7 +378,8 @@ def _delta_name(name: str) -> str | None:
 def _values(array: np.ndarray, max_values: int, indent: str) -> str:
     if array.size > max_values:
         return ""
-    text = np.array2string(np.asarray(array), precision=4, suppress_small=True, separator=" ",
+    array = np.round(np.asarray(array, dtype=np.float64), 4) + 0.0   # + 0.0: no "-0." entries
+    text = np.array2string(array, precision=4, suppress_small=True, separator=" ",
                            max_line_width=120)
     return "\n" + "\n".join(indent + line for line in text.splitlines())
 
@@ -478,6 +479,9 @@ def blog_network(X: Any, Y: Any, W1: Any, W2: Any, loss: str = "mse"
     nodes = dict(X=X, Y=Y, W1=W1, W2=W2, Z1=Z1, a1=a1, Z2=Z2, a2=a2, J=J)
     for name, node in nodes.items():
         node.name = name
+    for parent in J._ctx.parents:   # a fused loss wraps Y's array in a Tensor of its own
+        if parent.data is Y.data:
+            parent.name = "Y"
     return J, nodes
 
 
