@@ -164,6 +164,8 @@ def test_repr_reads_like_pytorch():
                            ")")
     nested = repr(nn.Sequential(nn.Sequential(nn.ReLU())))
     assert nested == "Sequential(\n  (0): Sequential(\n    (0): ReLU()\n  )\n)"
+    assert repr(nn.CrossEntropyLoss()) == "CrossEntropyLoss(from_logits=False)"
+    assert repr(nn.MSELoss()) == "MSELoss()"
 
 
 # --- state_dict / load_state_dict ----------------------------------------------------------------

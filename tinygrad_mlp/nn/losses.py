@@ -219,6 +219,9 @@ class CrossEntropyLoss(Module):
         super().__init__()
         self.from_logits = bool(from_logits)
 
+    def extra_repr(self) -> str:
+        return f"from_logits={self.from_logits}"
+
     def forward(self, a2: Any, Y: Any) -> Tensor:
         a2 = _prediction("CrossEntropyLoss", a2)
         ctx = a2._ctx
