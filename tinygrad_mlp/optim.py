@@ -151,6 +151,9 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         lr, momentum, weight_decay = self._lr, self.momentum, self.weight_decay
+        if not (momentum or weight_decay):
+            self._plain_step(lr)
+            return
         for index, param in enumerate(self.params):
             grad = param.grad
             if grad is None:
@@ -172,6 +175,18 @@ class SGD(Optimizer):
                     np.multiply(buf, lr * momentum, out=extra)
                     W -= extra
             work = _scratch(self._work, index, W)
+            np.multiply(grad, lr, out=work)
+            W -= work
+
+    def _plain_step(self, lr: float) -> None:
+        """W ← W − lr·g, the blog's update: two numpy calls per parameter, no allocation."""
+        for index, (param, work) in enumerate(zip(self.params, self._work)):
+            grad = param.grad
+            if grad is None:
+                continue
+            W = param.data
+            if work is None or work.shape != W.shape or work.dtype != W.dtype:
+                work = _scratch(self._work, index, W)
             np.multiply(grad, lr, out=work)
             W -= work
 
