@@ -103,8 +103,8 @@ _SAME_WIDTH = (Sigmoid, Tanh, ReLU, Softmax)   # layers whose output has their i
 class Sequential(Module):
     """Layers applied in order; children are named "0", "1", … (state_dict keys "0.weight", …).
 
-    >>> model = Sequential(Linear(64, 32), Sigmoid(), Linear(32, 10), Softmax())
-    >>> model[0], len(model), model[:2]           # indexing, len, slicing (a Sequential)
+        model = Sequential(Linear(64, 32), Sigmoid(), Linear(32, 10), Softmax())
+        model[0], len(model), model[:2]           # indexing, len, slicing (a Sequential)
 
     Consecutive Linear layers must chain (out_features of one = in_features of the next); that is
     checked here, at construction. A single list of layers is accepted too (Keras style).

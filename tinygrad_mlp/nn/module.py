@@ -23,12 +23,12 @@ class IncompatibleKeys(NamedTuple):
 class Module:
     """Base class: subclass it, assign layers and parameters in `__init__`, write `forward`.
 
-    >>> class Blog(Module):
-    ...     def __init__(self):
-    ...         super().__init__()
-    ...         self.hidden = Linear(64, 32)
-    ...     def forward(self, X):
-    ...         return self.hidden(X).sigmoid()
+        class Blog(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.hidden = nn.Linear(64, 32)      # registered as child "hidden"
+            def forward(self, X):
+                return self.hidden(X).sigmoid()
     """
 
     training: bool
