@@ -215,10 +215,11 @@ def test_soft_label_rows_are_accepted():
 
 # --- errors --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("loss", [nn.MSELoss(), nn.BCELoss(), nn.CrossEntropyLoss()])
-def test_shape_mismatch_never_broadcasts(loss):
+@pytest.mark.parametrize("loss, Y", [(nn.MSELoss(), np.ones(4)), (nn.BCELoss(), np.ones(4)),
+                                     (nn.CrossEntropyLoss(), np.ones((4, 2))),
+                                     (nn.CrossEntropyLoss(), np.zeros(4, np.int64))])
+def test_shape_mismatch_never_broadcasts(loss, Y):
     a2 = leaf(np.full((4, 1), 0.5)).sigmoid()
-    Y = np.ones(4) if not isinstance(loss, nn.CrossEntropyLoss) else np.ones((4, 2))
     with pytest.raises(ValueError,
                        match=r"prediction shape \(4, 1\) != target shape \((4,|4, 2)\)"):
         loss(a2, Y)

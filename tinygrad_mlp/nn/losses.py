@@ -249,6 +249,10 @@ class CrossEntropyLoss(Module):
             raise ValueError(f"{name}: the prediction must have a class axis, got a scalar")
         K = a2.shape[axis]
         if array.shape == a2.shape[:axis] + a2.shape[axis + 1:] and array.shape != a2.shape:
+            if K == 1:     # (n, 1) against (n,): a binary problem, not one class
+                raise ValueError(f"{name}: prediction shape {a2.shape} != target shape "
+                                 f"{array.shape}, and one class is no categorical problem; for "
+                                 f"binary targets use BCELoss with targets of shape {a2.shape}")
             return _one_hot_from_indices(name, array, a2, axis)
         array = _target(name, array, a2)
         sums = array.sum(axis=axis)
