@@ -1,46 +1,305 @@
-"""Command line: `tinygrad-mlp` and `python -m tinygrad_mlp` (placeholder until the training loop lands)."""
+"""Command line: `tinygrad-mlp` and `python -m tinygrad_mlp`.
+
+    tinygrad-mlp train                      # the blog's network on the bundled 8×8 digits
+    tinygrad-mlp train --method sgd --epochs 5 --save digits.npz
+    tinygrad-mlp train --data mnist:~/mnist --hidden 128
+    tinygrad-mlp compare | graph | explain  # the viz commands
+
+Bad arguments are argparse usage errors (exit 2); a bad file or a failed run is one line on
+stderr and exit 1, never a traceback.
+"""
 
 from __future__ import annotations
 
+import argparse
+import math
+import os
 import sys
+import time
+from typing import Any
 
 import numpy as np
 
 import tinygrad_mlp as tm
 
-COMMANDS = ("train", "compare", "graph", "explain")
+PROG = "tinygrad-mlp"
+
+# What `tinygrad-mlp train` uses when not told, per (loss, way to learn): batch size, epochs,
+# SGD learning rate, SGD momentum. Tuned on the digits (held-out accuracy, seeds 0–4): the
+# default (ce, minibatch) has a median of 97.8%, its worst seed 97.1%, in about a second.
+# MSE on sigmoid outputs stalls with momentum (saturated units), so it learns without.
+DEFAULTS = {
+    ("ce", "minibatch"): (16, 30, 0.5, 0.9),
+    ("ce", "sgd"): (1, 10, 0.03, 0.9),
+    ("ce", "gd"): (None, 200, 2.0, 0.9),
+    ("mse", "minibatch"): (16, 30, 4.0, 0.0),
+    ("mse", "sgd"): (1, 10, 1.0, 0.0),
+    ("mse", "gd"): (None, 1000, 4.0, 0.0),
+}
+ADAM_LR = {"ce": 3e-3, "mse": 1e-2}
+METHODS = ("gd", "sgd", "minibatch")
 
 
-def _demo_train() -> int:
-    """The blog's 2-3-1 sigmoid network learning XOR by full-batch gradient descent."""
-    tm.manual_seed(0)
-    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
-    Y = np.array([[0], [1], [1], [0]], dtype=np.float32)
-    rng = tm.get_generator()
-    W1 = tm.Tensor(rng.standard_normal((2, 3)).astype(np.float32), requires_grad=True)
-    W2 = tm.Tensor(rng.standard_normal((3, 1)).astype(np.float32), requires_grad=True)
-    for epoch in range(2001):
-        a2 = (X @ W1).sigmoid() @ W2
-        a2 = a2.sigmoid()
-        J = ((a2 - Y) ** 2).sum() / (2 * len(X))
-        W1.grad = W2.grad = None
-        J.backward()
-        for W in (W1, W2):
-            W.data -= 2.0 * W.grad
-        if epoch % 400 == 0:
-            print(f"epoch {epoch:4d}  cost J = {J.item():.5f}")
+class CliError(Exception):
+    """A problem to report as one line on stderr (exit 1)."""
+
+
+# --- argument types (their errors are argparse usage errors) -------------------------------------
+
+def _number(convert: Any, accept: Any, expected: str) -> Any:
+    """An argparse type: `convert(text)` must succeed and pass `accept`, else a usage error."""
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return parse
+
+
+_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+_positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a positive finite number")
+_momentum = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def _data_source(text: str) -> tuple[str, str | None]:
+    """'digits', 'mnist:DIR' or 'fer2013:CSV' → (kind, path)."""
+    kind, _, path = text.partition(":")
+    if kind == "digits" and not path:
+        return "digits", None
+    if kind in ("mnist", "fer2013") and path:
+        return kind, os.path.expanduser(path)
+    raise argparse.ArgumentTypeError(f"expected digits, mnist:DIR or fer2013:CSV, got {text!r}")
+
+
+# --- the parser ------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="A numpy autograd micro framework grown from a blog post that "
+                               "derives a multi-layer perceptron by hand.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser(
+        "train", help="train the blog's network (default: 64 → 64 sigmoid → 10 softmax on the "
+                      "bundled digits)",
+        description="Train the blog's 3-layer perceptron (input → sigmoid hidden layer → softmax "
+                    "or sigmoid output) and report the held-out test accuracy. With no options: "
+                    "the bundled 8×8 digits, 75/25 stratified split, mini-batch SGD.")
+    train.add_argument("--data", type=_data_source, default=("digits", None),
+                       metavar="digits|mnist:DIR|fer2013:CSV",
+                       help="data set: the bundled 8×8 digits (default), MNIST IDX files in DIR "
+                            "(train-/t10k-, raw or .gz), or the FER2013 CSV")
+    train.add_argument("--hidden", type=_positive_int, default=64, metavar="M",
+                       help="hidden units M (default 64)")
+    train.add_argument("--method", choices=METHODS, default=None,
+                       help="gd: full-batch gradient descent; sgd: one sample per step; "
+                            "minibatch (default): --batch-size samples per step")
+    train.add_argument("--batch-size", type=_positive_int, default=None, metavar="B",
+                       help="mini-batch size (default 16)")
+    train.add_argument("--epochs", type=_non_negative_int, default=None,
+                       help="passes over the training set (default: minibatch 30, sgd 10, gd 200; "
+                            "gd with mse 1000)")
+    train.add_argument("--lr", type=_positive_float, default=None,
+                       help="learning rate (default with ce: minibatch 0.5, sgd 0.03, gd 2; "
+                            "with mse: 4, 1, 4; adam 0.003 with ce, 0.01 with mse)")
+    train.add_argument("--loss", choices=("ce", "mse"), default="ce",
+                       help="ce (default): softmax output + cross-entropy; mse: sigmoid output + "
+                            "the blog's J = 1/(2N) Σ(a2 − Y)² on one-hot targets")
+    train.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                       help="sgd (default, with --momentum) or adam")
+    train.add_argument("--momentum", type=_momentum, default=None,
+                       help="SGD momentum (default 0.9 with ce, 0 with mse; 0 is the blog's "
+                            "plain W ← W − α ∂J/∂W)")
+    train.add_argument("--seed", type=int, default=0,
+                       help="seeds the split, the initial weights and the shuffling (default 0)")
+    train.add_argument("--save", metavar="FILE", default=None,
+                       help="write the trained parameters to FILE (.npz; load with tm.load)")
+    train.add_argument("--plot", metavar="FILE.png", default=None,
+                       help="plot the loss and accuracy curves to FILE.png (needs matplotlib)")
+    train.add_argument("--no-progress", action="store_true",
+                       help="no progress bar: one plain line per epoch instead")
+    train.add_argument("--quiet", "-q", action="store_true",
+                       help="no per-epoch output, only the final result")
+    train.set_defaults(handler=_train)
+
+    # --- the viz commands: the viz module fills these in -------------------------------------
+    compare = commands.add_parser(
+        "compare", help="GD vs SGD vs mini-batch on the same data: cost per epoch and per second")
+    compare.set_defaults(handler=_compare)
+    graph = commands.add_parser(
+        "graph", help="the computation graph of the blog's network, as DOT (or SVG/PNG)")
+    graph.set_defaults(handler=_graph)
+    explain = commands.add_parser(
+        "explain", help="the backward walk of one step, with the δ values the blog derives")
+    explain.set_defaults(handler=_explain)
+    return parser
+
+
+# --- train -----------------------------------------------------------------------------------------
+
+def _load_data(kind: str, path: str | None, seed: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """X_train, X_test, y_train, y_test (float32 features in [0, 1], int labels) and a name."""
+    from tinygrad_mlp import datasets
+    from tinygrad_mlp.data import train_test_split
+
+    if kind == "digits":
+        X, y = datasets.load_digits()
+        X_train, X_test, y_train, y_test = train_test_split(X / np.float32(16), y, 0.25, seed=seed)
+        return X_train, X_test, y_train, y_test, "digits (bundled, 8×8, 75/25 split)"
+    if kind == "mnist":
+        images, labels = datasets.load_mnist(path, "train")
+        X = images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
+        try:
+            test_images, test_labels = datasets.load_mnist(path, "test")
+        except FileNotFoundError:   # no t10k files: hold out a quarter of the training files
+            X_train, X_test, y_train, y_test = train_test_split(X, labels.astype(np.int64), 0.25,
+                                                                seed=seed)
+            return X_train, X_test, y_train, y_test, f"MNIST {path} (train files, 75/25 split)"
+        X_test = test_images.reshape(len(test_images), -1).astype(np.float32) / np.float32(255)
+        return (X, X_test, labels.astype(np.int64), test_labels.astype(np.int64),
+                f"MNIST {path} (train / t10k files)")
+    # FER2013: its Usage column splits Training from the test rows, when it is there.
+    if not os.path.isfile(path):
+        raise CliError(f"FER2013 CSV not found: {path!r}")
+    with open(path, encoding="utf-8", errors="replace") as file:
+        has_usage = "Usage" in file.readline()
+    if has_usage:
+        X_train, y_train = datasets.load_fer2013(path, usage="Training")
+        tests = [datasets.load_fer2013(path, usage=u) for u in ("PublicTest", "PrivateTest")]
+        X_test = np.concatenate([t[0] for t in tests])
+        y_test = np.concatenate([t[1] for t in tests])
+        name = f"FER2013 {path} (Usage: Training / PublicTest + PrivateTest)"
+    else:
+        X, y = datasets.load_fer2013(path)
+        X_train, X_test, y_train, y_test = train_test_split(X, y, 0.25, seed=seed)
+        name = f"FER2013 {path} (75/25 split)"
+    if len(X_train) == 0 or len(X_test) == 0:
+        raise CliError(f"{path!r} needs both Training and test rows (found {len(X_train)} "
+                       f"Training, {len(X_test)} test)")
+    scale = np.float32(255)
+    return (X_train.reshape(len(X_train), -1).astype(np.float32) / scale,
+            X_test.reshape(len(X_test), -1).astype(np.float32) / scale, y_train, y_test, name)
+
+
+def _check_writable(path: str, option: str) -> None:
+    """Fail before training, not after, when FILE cannot be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise CliError(f"{option} {path!r} is a directory; give a file name")
+    if not os.path.isdir(folder):
+        raise CliError(f"{option} {path!r}: folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CliError(f"{option} {path!r}: folder {folder!r} is not writable")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from tinygrad_mlp import nn, optim
+    from tinygrad_mlp.data import one_hot
+    from tinygrad_mlp.train import evaluate, fit
+
+    method = args.method or "minibatch"
+    if args.batch_size is not None and method != "minibatch":
+        raise CliError(f"--batch-size applies to --method minibatch, not --method {method}")
+    batch_size, epochs, lr, momentum = DEFAULTS[args.loss, method]
+    if args.batch_size is not None:
+        batch_size = args.batch_size
+    epochs = args.epochs if args.epochs is not None else epochs
+    if args.lr is not None:
+        lr = args.lr
+    elif args.optimizer == "adam":
+        lr = ADAM_LR[args.loss]
+    momentum = args.momentum if args.momentum is not None else momentum
+    for option in ("save", "plot"):
+        if getattr(args, option):
+            _check_writable(getattr(args, option), f"--{option}")
+
+    X_train, X_test, y_train, y_test, data_name = _load_data(*args.data, seed=args.seed)
+    K = int(max(y_train.max(), y_test.max())) + 1
+    D, M = X_train.shape[1], args.hidden
+
+    tm.manual_seed(args.seed)
+    if args.loss == "ce":
+        model = nn.Sequential(nn.Linear(D, M), nn.Sigmoid(), nn.Linear(M, K), nn.Softmax())
+        loss, Y_train, Y_test, output = nn.CrossEntropyLoss(), y_train, y_test, "softmax"
+    else:
+        model = nn.Sequential(nn.Linear(D, M), nn.Sigmoid(), nn.Linear(M, K), nn.Sigmoid())
+        loss, output = nn.MSELoss(), "sigmoid"
+        Y_train, Y_test = one_hot(y_train, K), one_hot(y_test, K)
+    if args.optimizer == "adam":
+        optimizer = optim.Adam(model.parameters(), lr=lr)
+        optimizer_name = f"Adam lr {lr:g}"
+    else:
+        optimizer = optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+        optimizer_name = f"SGD lr {lr:g}" + (f" momentum {momentum:g}" if momentum else "")
+    way = {"gd": "full-batch gradient descent", "sgd": "stochastic gradient descent (1 sample)",
+           "minibatch": f"mini-batch gradient descent ({batch_size} samples)"}[method]
+    say = (lambda *a: None) if args.quiet else print
+    say(f"data: {data_name}: {len(X_train)} training, {len(X_test)} test samples")
+    say(f"model: {D} → {M} sigmoid → {K} {output}, "
+        f"{'cross-entropy' if args.loss == 'ce' else 'MSE'} loss; {way}; {optimizer_name}; "
+        f"{epochs} epochs; seed {args.seed}")
+
+    started = time.perf_counter()
+    progress: bool | str = False if args.quiet else ("lines" if args.no_progress else True)
+    history = fit(model, X_train, Y_train, loss, optimizer, epochs=epochs, batch_size=batch_size,
+                  progress=progress)
+    seconds = time.perf_counter() - started
+    result = evaluate(model, X_test, Y_test, loss)
+    correct = round(result["accuracy"] * len(X_test))
+    print(f"test accuracy {result['accuracy']:.4f} ({correct}/{len(X_test)}) - test loss "
+          f"{result['loss']:.4f} - trained in {seconds:.1f}s")
+    if args.save:
+        from tinygrad_mlp.io import save
+        save(model.state_dict(), args.save)
+        say(f"saved the parameters to {args.save}")
+    if args.plot:
+        from tinygrad_mlp import viz
+        viz.plot_history(history, args.plot)
+        say(f"plotted the training curves to {args.plot}")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in COMMANDS:
-        print(f"usage: tinygrad-mlp {{{','.join(COMMANDS)}}} [options]", file=sys.stderr)
-        return 2
-    if argv[0] == "train":
-        return _demo_train()
-    print(f"tinygrad-mlp {argv[0]}: not available yet", file=sys.stderr)
+# --- the viz commands (implemented by the viz module) ----------------------------------------------
+
+def _compare(args: argparse.Namespace) -> int:
+    print(f"{PROG} compare: not available yet", file=sys.stderr)
     return 2
+
+
+def _graph(args: argparse.Namespace) -> int:
+    print(f"{PROG} graph: not available yet", file=sys.stderr)
+    return 2
+
+
+def _explain(args: argparse.Namespace) -> int:
+    print(f"{PROG} explain: not available yet", file=sys.stderr)
+    return 2
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code (0 ok, 1 failed run or bad file, 2 usage)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:                       # --help, or a usage error already printed
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except (CliError, OSError, ValueError, TypeError, ArithmeticError, ImportError) as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
