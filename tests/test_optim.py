@@ -195,3 +195,16 @@ def test_state_dict_lets_a_new_optimizer_continue_identically(make):
     np.testing.assert_array_equal(run(first, p, grads[2:])[-1], run(second, q, grads[2:])[-1])
     with pytest.raises(ValueError, match="must list 2 entries"):
         make([param([1.0]), param([2.0])]).load_state_dict(first.state_dict())
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, 0.1), lambda ps: optim.Adam(ps)])
+def test_one_step_changes_every_parameter_even_after_load_state_dict(make):
+    model = nn.Sequential(nn.Linear(4, 3), nn.Sigmoid(), nn.Linear(3, 2), nn.Softmax())
+    optimizer = make(model.parameters())
+    model.load_state_dict({k: v + 0.5 for k, v in model.state_dict().items()})  # in place:
+    before = model.state_dict()                          # the optimizer still holds the params
+    X = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    nn.CrossEntropyLoss()(model(X), np.array([0, 1, 1, 0, 1])).backward()
+    optimizer.step()
+    for name, p in model.named_parameters():
+        assert np.all(p.grad != 0) and not np.array_equal(p.data, before[name]), name
