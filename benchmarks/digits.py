@@ -44,7 +44,7 @@ def run_cli(wl) -> float:
         code = cli.main(argv)
     found = re.search(r"test accuracy ([0-9.]+)", out.getvalue())
     if code != 0 or not found:
-        raise NotApplicable(f"tinygrad-mlp {' '.join(argv)} failed (exit {code})")
+        raise NotApplicable(f"tinygrad-mlp {' '.join(argv)}: no test accuracy (exit {code})")
     return float(found.group(1))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.common import Runner
+from benchmarks.common import NotApplicable, Runner
 
 
 def sigmoid(Z: np.ndarray) -> np.ndarray:
@@ -81,3 +81,42 @@ class NumpyRunner(Runner):
     def digits(self):
         from benchmarks.digits import run_numpy
         return run_numpy(self.wl)
+
+
+class BlasBoundRunner(Runner):
+    """Only the matrix products of the hand-written step, at the same shapes, on preallocated
+    arrays (`out=`): the time BLAS alone needs for the workload, measured like the others."""
+
+    def __init__(self, wl, data):
+        super().__init__(wl, data)
+        if wl.kind not in ("train", "infer"):
+            raise NotApplicable
+        rows = wl.N if wl.batch is None else wl.batch
+        rng = np.random.default_rng(0)
+        self.X = rng.random((rows, wl.D), dtype=np.float32)
+        self.a1 = rng.random((rows, wl.M), dtype=np.float32)
+        self.delta2 = rng.random((rows, wl.K), dtype=np.float32)
+        self.delta1 = np.empty((rows, wl.M), np.float32)
+        self.Z2 = np.empty((rows, wl.K), np.float32)
+        self.W1 = rng.random((wl.D, wl.M), dtype=np.float32)
+        self.W2 = rng.random((wl.M, wl.K), dtype=np.float32)
+        self.dW1, self.dW2 = np.empty_like(self.W1), np.empty_like(self.W2)
+
+    def run(self):
+        if self.wl.kind == "infer":
+            sizes = [len(self.data["X"][i:i + self.wl.batch])
+                     for i in range(0, self.wl.N, self.wl.batch)]
+        else:
+            sizes = [len(idx) for idx in self.data["batches"]]
+        W1, W2, train = self.W1, self.W2, self.wl.kind == "train"
+        for n in sizes:
+            X, a1, delta1, delta2 = self.X[:n], self.a1[:n], self.delta1[:n], self.delta2[:n]
+            np.matmul(X, W1, out=delta1)                 # Z1 = X·W1
+            np.matmul(a1, W2, out=self.Z2[:n])           # Z2 = a1·W2
+            if train:
+                np.matmul(delta2, W2.T, out=delta1)      # δ2·W2ᵀ
+                np.matmul(a1.T, delta2, out=self.dW2)    # a1ᵀ·δ2
+                np.matmul(X.T, delta1, out=self.dW1)     # Xᵀ·δ1
+
+    def check(self):
+        raise NotApplicable

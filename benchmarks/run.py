@@ -43,8 +43,8 @@ from typing import Any, Callable  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.common import NotApplicable  # noqa: E402
-from benchmarks.workloads import (Workload, chain_input, flops, make_data,  # noqa: E402
-                                  matmul_shapes, workloads)
+from benchmarks.impl_numpy import BlasBoundRunner  # noqa: E402
+from benchmarks.workloads import Workload, chain_input, flops, make_data, workloads  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -58,6 +58,7 @@ IMPLEMENTATIONS = {
     "autograd": ("benchmarks.impl_frameworks", "AutogradRunner", "autograd"),
     "sklearn": ("benchmarks.impl_frameworks", "SklearnRunner", "sklearn"),
 }
+BOUND = "BLAS bound"   # the matrix products alone, timed round-robin with the implementations
 ALIASES = {"tinygrad": ("tinygrad_fit", "tinygrad_loop"), "pytorch": ("torch",),
            "scikit-learn": ("sklearn",)}
 
@@ -173,27 +174,6 @@ def time_call(fn: Callable[[], Any], clock: Callable[[], float] = time.perf_coun
     return clock() - start
 
 
-def blas_bound(wl: Workload) -> tuple[float, float] | None:
-    """(seconds, GFLOP/s): the workload's matrix products alone, timed at their exact shapes."""
-    if wl.kind not in ("train", "infer"):
-        return None
-    rng = np.random.default_rng(0)
-    total = 0.0
-    for left, right, transposed, calls in matmul_shapes(wl):
-        a = rng.random(left[::-1] if transposed else left, dtype=np.float32)
-        a = a.T if transposed else a
-        b = rng.random(right, dtype=np.float32)
-        loops = max(1, min(int(calls), int(2e8 / (2 * left[0] * left[1] * right[1]) + 1), 2000))
-        best = float("inf")
-        for _ in range(3):
-            start = time.perf_counter()
-            for _ in range(loops):
-                a @ b
-            best = min(best, (time.perf_counter() - start) / loops)
-        total += best * calls
-    return total, flops(wl) / total / 1e9
-
-
 def prepare(wl: Workload) -> dict[str, Any]:
     if wl.kind == "chain":
         return {"x": chain_input()}
@@ -243,6 +223,10 @@ def bench_workload(wl: Workload, impls: list[str], repeat: int, log: Callable[[s
             status[name] = str(reason) or "n/a"
     for line in correctness_guard(wl, runners):
         log(line)
+    try:
+        runners[BOUND] = BlasBoundRunner(wl, data)
+    except NotApplicable:
+        pass
     times: dict[str, list[float]] = {name: [] for name in runners}
     names = list(runners)
     for rep in range(repeat + 1):                     # round 0 is the warm-up
@@ -257,8 +241,7 @@ def bench_workload(wl: Workload, impls: list[str], repeat: int, log: Callable[[s
                 continue
             if rep > 0:
                 times[name].append(seconds)
-    return {"times": {n: t for n, t in times.items() if t}, "status": status,
-            "bound": blas_bound(wl)}
+    return {"times": {n: t for n, t in times.items() if t}, "status": status}
 
 
 # --- peak memory (W1, one subprocess per implementation) -----------------------------------------
@@ -312,6 +295,8 @@ def measure_memory(impls: list[str], quick: bool) -> dict[str, dict[str, Any]]:
 # --- tables --------------------------------------------------------------------------------------
 
 def _fmt_seconds(s: float) -> str:
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} µs"
     return f"{s * 1e3:.1f} ms" if s < 10 else f"{s:.2f} s"
 
 
@@ -322,22 +307,19 @@ def rows(wls: list[Workload], results: dict[str, Any], impls: list[str]) -> list
         res = results[wl.key]
         base = statistics.median(res["times"]["numpy"]) if "numpy" in res["times"] else None
         steps = steps_of(wl)
-        for name in impls:
+        for name in impls + ([BOUND] if BOUND in res["times"] else []):
             label = f"{wl.key} {wl.title}" if not out or out[-1][0].split()[0] != wl.key else ""
             if name in res["times"]:
                 t = res["times"][name]
                 med = statistics.median(t)
                 ratio = f"{med / base:.2f}×" if base else "–"
-                per = f"{med / steps * 1e6:.1f} µs" if steps else ""
+                per = _fmt_seconds(med / steps) if steps else ""
+                if name == BOUND:
+                    per = f"{flops(wl) / 1e9:.3g} GFLOP, {flops(wl) / med / 1e9:.3g} GFLOP/s"
                 out.append([label or wl.key, name, _fmt_seconds(med),
                             f"{_fmt_seconds(min(t))} – {_fmt_seconds(max(t))}", ratio, per])
             else:
                 out.append([label or wl.key, name, res["status"].get(name, "n/a"), "", "", ""])
-        if res["bound"]:
-            seconds, gflops = res["bound"]
-            out.append([wl.key, "BLAS bound", _fmt_seconds(seconds),
-                        f"{flops(wl) / 1e9:.2f} GFLOP at {gflops:.1f} GFLOP/s",
-                        f"{seconds / base:.2f}×" if base else "–", ""])
     return out
 
 
@@ -431,8 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     body = rows(wls, results, impls)
     print()
     print(text_table(HEADER, body))
-    print("BLAS bound: the matrix products alone at the GFLOP/s numpy reaches for these exact "
-          "shapes; training FLOPs = 2·N·(2·D·M + 3·M·K) per epoch (forward 2·N·(D·M + M·K), "
+    print("BLAS bound: the workload's matrix products alone (same shapes, preallocated outputs), "
+          "timed with the others; training FLOPs = 2·N·(2·D·M + 3·M·K) per epoch (forward 2·N·(D·M + M·K), "
           "backward twice that minus the input gradient 2·N·D·M), inference 2·N·(D·M + M·K).")
     mem_text = None
     if not args.no_memory and any(wl.key == "W1" for wl in wls):

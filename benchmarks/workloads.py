@@ -111,20 +111,3 @@ def flops(wl: Workload) -> float:
     if wl.kind == "infer":
         return 2.0 * N * (D * M + M * K)
     return 0.0
-
-
-def matmul_shapes(wl: Workload) -> list[tuple[tuple[int, int], tuple[int, int], bool, float]]:
-    """The products one workload runs: (left shape, right shape, transposed-left?, calls).
-
-    The shapes and memory layouts are those of the hand-written numpy step, so the measured
-    GFLOP/s is what BLAS gives for exactly this work. A last short batch counts as a fraction.
-    """
-    D, M, K = wl.D, wl.M, wl.K
-    b = wl.N if wl.batch is None else wl.batch
-    calls = wl.N / b * (wl.epochs if wl.kind == "train" else 1)
-    forward = [((b, D), (D, M), False, calls), ((b, M), (M, K), False, calls)]
-    if wl.kind == "infer":
-        return forward
-    return forward + [((b, K), (K, M), False, calls),      # delta2 · W2ᵀ
-                      ((M, b), (b, K), True, calls),       # a1ᵀ · delta2
-                      ((D, b), (b, M), True, calls)]       # Xᵀ · delta1
