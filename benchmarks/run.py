@@ -182,20 +182,34 @@ def prepare(wl: Workload) -> dict[str, Any]:
     return make_data(wl)
 
 
-def correctness_guard(wl: Workload, runners: dict[str, Any]) -> list[str]:
-    """WARNING lines for implementations whose one-step loss (or output) differs from numpy's."""
-    expected = runners["numpy"].check() if "numpy" in runners else None
-    if expected is None:
+def _error(error: Exception) -> str:
+    return f"error: {type(error).__name__}: {error}".splitlines()[0][:120]
+
+
+def correctness_guard(wl: Workload, runners: dict[str, Any],
+                      status: dict[str, str] | None = None) -> list[str]:
+    """WARNING lines for implementations whose one-step loss (or output) differs from numpy's.
+
+    An implementation that raises is dropped from `runners` with its error in `status`.
+    """
+    status = {} if status is None else status
+    if "numpy" not in runners:
         return []
+    expected = runners["numpy"].check()
     # float32 after one step; W6 compares held-out accuracies of two different training runs
     rtol, atol = (0.0, 0.03) if wl.kind == "digits" else (2e-4, 1e-5)
     warnings_ = []
-    for name, runner in runners.items():
+    for name, runner in list(runners.items()):
         if name == "numpy":
             continue
         try:
             got = runner.check()
         except NotApplicable:
+            continue
+        except Exception as error:   # a broken implementation is reported, the run goes on
+            status[name] = _error(error)
+            del runners[name]
+            warnings_.append(f"ERROR {wl.key} {name}: {status[name]}")
             continue
         got = np.asarray(got, dtype=np.float64)
         if got.shape != np.shape(expected) or not np.allclose(got, expected, rtol=rtol, atol=atol):
@@ -221,7 +235,10 @@ def bench_workload(wl: Workload, impls: list[str], repeat: int, log: Callable[[s
             runners[name] = cls(wl, data)
         except NotApplicable as reason:
             status[name] = str(reason) or "n/a"
-    for line in correctness_guard(wl, runners):
+        except Exception as error:
+            status[name] = _error(error)
+            log(f"ERROR {wl.key} {name}: {status[name]}")
+    for line in correctness_guard(wl, runners, status):
         log(line)
     try:
         runners[BOUND] = BlasBoundRunner(wl, data)
@@ -233,11 +250,17 @@ def bench_workload(wl: Workload, impls: list[str], repeat: int, log: Callable[[s
         shift = rep % len(names) if names else 0
         for name in names[shift:] + names[:shift]:
             runner = runners[name]
-            runner.reset()
             try:
+                runner.reset()
                 seconds = time_call(runner.run, clock)
             except NotApplicable as reason:
                 status[name] = str(reason) or "n/a"
+                continue
+            except Exception as error:
+                status[name] = _error(error)
+                log(f"ERROR {wl.key} {name}: {status[name]}")
+                names.remove(name)
+                times[name] = []
                 continue
             if rep > 0:
                 times[name].append(seconds)
@@ -400,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
         notes.append(line)
 
-    if float(info["load"]) > 0.5:
+    if float(info["load"]) > 0.5 * (os.cpu_count() or 1):
         log(f"WARNING: load average {info['load']} before the run: other jobs share the cores, "
             f"so times are noisy (compare ratios, rerun when idle, or use --clock cpu)")
 
@@ -429,7 +452,10 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.markdown, "w") as f:
             f.write(report)
         print(f"markdown written to {args.markdown}")
-    return 0
+    failed = [line for line in notes if line.startswith("ERROR")]
+    if failed:
+        print(f"{len(failed)} implementation error(s): see the ERROR lines above")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

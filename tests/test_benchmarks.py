@@ -1,10 +1,15 @@
 """Smoke tests for the benchmark harness (benchmarks/): it runs and reports. No timing assertions."""
 
+import os
+import sys
+
 import numpy as np
 
-from benchmarks import run
-from benchmarks.impl_numpy import NumpyRunner
-from benchmarks.workloads import Workload, flops, make_data
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # plain `pytest`
+
+from benchmarks import run  # noqa: E402
+from benchmarks.impl_numpy import NumpyRunner  # noqa: E402
+from benchmarks.workloads import Workload, flops, make_data  # noqa: E402
 
 
 def test_one_workload_runs_and_produces_text_and_markdown_tables(tmp_path, capsys):
