@@ -1,0 +1,174 @@
+"""The command line, end to end: `tinygrad-mlp train` on the digits, MNIST files and FER2013."""
+
+import gzip
+import os
+import re
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tinygrad_mlp as tm
+from tinygrad_mlp import nn
+from tinygrad_mlp.cli import main
+
+
+def write_idx(path, array, gz=True):
+    """An IDX file as MNIST ships it: magic 0 0 0x08 ndim, big-endian sizes, uint8 values."""
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I",
+                                                                         *array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    with (gzip.open if gz else open)(path, "wb") as file:
+        file.write(data)
+
+
+def mnist_like(n, seed):
+    """28×28 images whose label (0–3) is the bright quadrant: learnable in a couple of epochs."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 4, n).astype(np.uint8)
+    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+    for image, label in zip(images, labels):
+        row, col = divmod(int(label), 2)
+        image[row * 14:(row + 1) * 14, col * 14:(col + 1) * 14] += 180
+    return images, labels
+
+
+@pytest.fixture
+def mnist_dir(tmp_path):
+    for kind, n, seed in (("train", 240, 1), ("t10k", 80, 2)):
+        images, labels = mnist_like(n, seed)
+        write_idx(tmp_path / f"{kind}-images-idx3-ubyte.gz", images)
+        write_idx(tmp_path / f"{kind}-labels-idx1-ubyte.gz", labels)
+    return tmp_path
+
+
+def one_line_error(capsys, code):
+    out, err = capsys.readouterr()
+    assert code != 0
+    assert "Traceback" not in out + err
+    assert len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def test_train_on_digits_prints_epochs_and_the_test_accuracy(capsys):
+    assert main(["train", "--epochs", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "1347 training, 450 test" in out
+    assert "64 → 64 sigmoid → 10 softmax" in out
+    epochs = re.findall(r"^epoch (\d)/3 - loss \d\.\d{4} - accuracy (\d\.\d{4}) - ", out, re.M)
+    assert [e for e, _ in epochs] == ["1", "2", "3"]
+    accuracy = float(re.search(r"^test accuracy (\d\.\d{4}) \((\d+)/450\)", out, re.M).group(1))
+    assert accuracy >= 0.9
+
+
+@pytest.mark.parametrize("options", [["--method", "gd", "--epochs", "20"],
+                                     ["--method", "sgd", "--epochs", "1"],
+                                     ["--batch-size", "64", "--epochs", "5", "--optimizer", "adam"],
+                                     ["--loss", "mse", "--epochs", "5", "--hidden", "16"]])
+def test_train_options(options, capsys):
+    assert main(["train", "--quiet", *options]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("test accuracy") and len(out.strip().splitlines()) == 1
+    assert float(out.split()[2]) > 0.5
+
+
+def test_the_same_seed_gives_the_same_run_and_another_seed_does_not(capsys):
+    results = []
+    for seed in ("1", "1", "2"):
+        assert main(["train", "--quiet", "--epochs", "2", "--seed", seed]) == 0
+        results.append(capsys.readouterr().out.split(" - trained")[0])
+    assert results[0] == results[1] != results[2]
+
+
+def test_train_on_mnist_files(mnist_dir, capsys):
+    code = main(["train", "--data", f"mnist:{mnist_dir}", "--hidden", "16", "--epochs", "3",
+                 "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "240 training, 80 test" in out and "784 → 16 sigmoid → 4 softmax" in out
+    assert len(re.findall(r"^epoch \d/3 - loss", out, re.M)) == 3
+    assert float(re.search(r"test accuracy (\S+)", out).group(1)) >= 0.9
+
+
+def test_mnist_without_test_files_holds_out_a_quarter(mnist_dir, capsys):
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        os.remove(mnist_dir / name)
+    assert main(["train", "--data", f"mnist:{mnist_dir}", "--epochs", "1"]) == 0
+    assert "180 training, 60 test" in capsys.readouterr().out
+
+
+def test_train_on_fer2013_csv_uses_its_usage_column(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "fer2013.csv"
+    rows = ["emotion,pixels,Usage"]
+    for i in range(30):
+        usage = "Training" if i < 20 else ("PublicTest" if i < 25 else "PrivateTest")
+        pixels = " ".join(str(v) for v in rng.integers(0, 256, 48 * 48))
+        rows.append(f"{i % 7},{pixels},{usage}")
+    path.write_text("\n".join(rows) + "\n")
+    assert main(["train", "--data", f"fer2013:{path}", "--hidden", "4", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "20 training, 10 test" in out and "2304 → 4 sigmoid → 7 softmax" in out
+
+
+def test_save_writes_a_loadable_file(tmp_path, capsys):
+    path = tmp_path / "digits.npz"
+    assert main(["train", "--quiet", "--epochs", "1", "--hidden", "20", "--save", str(path)]) == 0
+    state = tm.load(str(path))
+    assert {key: value.shape for key, value in state.items()} == {
+        "0.weight": (64, 20), "0.bias": (20,), "2.weight": (20, 10), "2.bias": (10,)}
+    model = nn.Sequential(nn.Linear(64, 20), nn.Sigmoid(), nn.Linear(20, 10), nn.Softmax())
+    model.load_state_dict(state)
+    X, y = tm.datasets.load_digits()
+    accuracy = np.mean(tm.predict(model, X / 16).argmax(axis=1) == y)
+    assert accuracy > 0.5                                      # the trained weights, not a fresh init
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--data", "mnist:/no/such/folder"], "MNIST directory not found: '/no/such/folder'"),
+    (["--data", "fer2013:/no/such.csv"], "not found"),
+    (["--save", "/no/such/folder/w.npz"], "does not exist"),
+    (["--method", "sgd", "--batch-size", "8"], "--batch-size applies to --method minibatch"),
+])
+def test_bad_files_and_combinations_are_one_line_errors(arguments, message, capsys):
+    code = main(["train", "--epochs", "1", *arguments])
+    assert code == 1
+    assert message in one_line_error(capsys, code)
+
+
+def test_a_corrupt_mnist_file_is_a_one_line_error(mnist_dir, capsys):
+    (mnist_dir / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x09\x07junk"))
+    code = main(["train", "--data", f"mnist:{mnist_dir}", "--epochs", "1"])
+    assert "train-images-idx3-ubyte.gz" in one_line_error(capsys, code)
+
+
+def test_save_fails_before_training_when_the_target_is_a_folder(tmp_path, capsys):
+    code = main(["train", "--epochs", "50", "--save", str(tmp_path)])
+    err = one_line_error(capsys, code)
+    assert "is a directory" in err
+
+
+@pytest.mark.parametrize("arguments", [[], ["train", "--hidden", "0"], ["train", "--lr", "-1"],
+                                       ["train", "--data", "cifar"], ["train", "--epochs", "x"],
+                                       ["train", "--method", "adam"], ["fly"]])
+def test_bad_arguments_are_usage_errors(arguments, capsys):
+    assert main(arguments) == 2
+    out, err = capsys.readouterr()
+    assert "usage: tinygrad-mlp" in err and "Traceback" not in err
+
+
+def test_help_exits_zero(capsys):
+    assert main(["train", "--help"]) == 0
+    assert "--method {gd,sgd,minibatch}" in capsys.readouterr().out
+
+
+def test_python_dash_m_runs_the_cli():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(tm.__file__)))] +
+        os.environ.get("PYTHONPATH", "").split(os.pathsep)))
+    result = subprocess.run([sys.executable, "-m", "tinygrad_mlp", "train", "--epochs", "2",
+                             "--quiet"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("test accuracy")
