@@ -367,3 +367,52 @@ def test_blog_example_is_a_seeded_batch_of_digits():
     assert not np.array_equal(viz.blog_example(5, 3, "ce", seed=8)[0], X)
     with pytest.raises(ValueError, match="batch must be an int"):
         viz.blog_example(batch=0)
+
+
+# --- the command line: compare, graph, explain ---------------------------------------------------
+
+def test_cli_compare_runs_end_to_end_on_a_small_budget(tmp_path, capsys):
+    from tinygrad_mlp import cli
+
+    plot = tmp_path / "compare.png"
+    code = cli.main(["compare", "--epochs", "2", "--samples", "60", "--hidden", "8",
+                     "--batch-size", "16", "--plot", str(plot)])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = [line for line in out.splitlines() if "gradient descent" in line]
+    assert len(rows) == 3                                    # the three curves' table rows
+    assert [row.split()[-7] for row in rows] == ["60", "1", "16"]   # batch column
+    first_costs = {row.split()[-5] for row in rows}          # J@0: the same start for all
+    assert len(first_costs) == 1
+    assert "lr=0.5 for all three" in out
+    assert png_size(plot) == (1100, 420)
+
+
+def test_cli_graph_prints_the_blogs_network_as_dot(capsys, tmp_path, monkeypatch):
+    from tinygrad_mlp import cli
+
+    assert cli.main(["graph", "--batch", "3", "--hidden", "5"]) == 0
+    nodes, _, edges = parse_dot(capsys.readouterr().out)
+    first_lines = {label.split("\n")[0] for label in nodes.values()}
+    assert {"W1", "W2", "X (input)", "Z1 = MatMul", "a1 = Sigmoid", "Z2 = MatMul",
+            "a2 = Sigmoid", "J = Div"} <= first_lines
+    assert len(nodes) == 14 and len(edges) == 13             # the blog's mse network
+    w1 = next(label for label in nodes.values() if label.startswith("W1\n"))
+    assert "64×5 float32" in w1 and "grad 64×5" in w1        # drawn after one backward pass
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    assert cli.main(["graph", "--loss", "ce", "--out", str(tmp_path / "g.svg")]) == 0
+    assert (tmp_path / "g.dot").read_text().count("SoftmaxCrossEntropy") == 1
+    assert cli.main(["graph", "--format", "png"]) == 1       # an image needs --out
+    assert "needs --out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+def test_cli_explain_prints_the_walk_with_the_blogs_deltas(loss, capsys):
+    from tinygrad_mlp import cli
+
+    assert cli.main(["explain", "--loss", loss, "--batch", "3", "--hidden", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "δ2 = ∂J/∂Z2" in out and "δ1 = ∂J/∂Z1" in out
+    assert out.index("δ2 = ∂J/∂Z2") < out.index("δ1 = ∂J/∂Z1") < out.index("Target reached")
+    differences = [float(d) for d in re.findall(r"max \|difference\| (\S+)", out)]
+    assert len(differences) == 4 and max(differences) < 1e-6     # float32 rounding only

@@ -126,15 +126,65 @@ def build_parser() -> argparse.ArgumentParser:
                        help="no per-epoch output, only the final result")
     train.set_defaults(handler=_train)
 
-    # --- the viz commands: the viz module fills these in -------------------------------------
+    # --- the viz commands (the work is done in tinygrad_mlp.viz) -------------------------------
     compare = commands.add_parser(
-        "compare", help="GD vs SGD vs mini-batch on the same data: cost per epoch and per second")
+        "compare", help="GD vs SGD vs mini-batch on the same data: cost per epoch and per second",
+        description="The blog's three ways to learn on the same network, data and initial "
+                    "weights, with plain SGD and the SAME learning rate for all three (full "
+                    "batch: 1 update per epoch, per sample: N updates, mini-batch: N/B). Prints "
+                    "a table; --plot draws cost against epochs and against seconds.")
+    compare.add_argument("--data", type=_data_source, default=("digits", None),
+                         metavar="digits|mnist:DIR|fer2013:CSV",
+                         help="data set (default: the bundled digits; its 75%% training split)")
+    compare.add_argument("--samples", type=_positive_int, default=None, metavar="N",
+                         help="use only the first N training samples (default: all)")
+    compare.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default 10)")
+    compare.add_argument("--lr", type=_positive_float, default=0.5,
+                         help="learning rate, the same for all three methods (default 0.5)")
+    compare.add_argument("--batch-size", type=_positive_int, default=32, metavar="B",
+                         help="mini-batch size (default 32)")
+    compare.add_argument("--hidden", type=_positive_int, default=32, metavar="M",
+                         help="hidden units M (default 32)")
+    compare.add_argument("--loss", choices=("ce", "mse"), default="ce",
+                         help="ce (default): softmax + cross-entropy; mse: sigmoid + the blog's J")
+    compare.add_argument("--seed", type=int, default=0,
+                         help="seeds the split, the initial weights and the shuffling (default 0)")
+    compare.add_argument("--plot", metavar="FILE.png", default=None,
+                         help="draw the two panels (cost per epoch, per second) to FILE.png")
     compare.set_defaults(handler=_compare)
+
+    def blog_batch_options(command: argparse.ArgumentParser, loss_default: str) -> None:
+        command.add_argument("--loss", choices=("mse", "bce", "ce"), default=loss_default,
+                             help=f"mse: sigmoid output + the blog's J = 1/(2N) Σ(a2 − Y)²; bce: "
+                                  f"sigmoid + cross-entropy; ce: softmax + cross-entropy "
+                                  f"(default {loss_default})")
+        command.add_argument("--batch", type=_positive_int, default=4, metavar="N",
+                             help="samples in the batch (default 4)")
+        command.add_argument("--hidden", type=_positive_int, default=8, metavar="M",
+                             help="hidden units M (default 8)")
+        command.add_argument("--seed", type=int, default=0,
+                             help="picks the digits and the initial weights (default 0)")
+
     graph = commands.add_parser(
-        "graph", help="the computation graph of the blog's network, as DOT (or SVG/PNG)")
+        "graph", help="the computation graph of the blog's network, as DOT (or SVG/PNG)",
+        description="The graph of the blog's network (X·W1 → σ → ·W2 → σ or softmax → J) on a "
+                    "small batch of digits, after one backward pass so every node shows its "
+                    "gradient. DOT text on stdout, or a file with --out (SVG/PNG need Graphviz).")
+    blog_batch_options(graph, "mse")
+    graph.add_argument("--format", choices=("dot", "svg", "png"), default=None,
+                       help="output format (default: from --out's extension, else dot)")
+    graph.add_argument("--out", metavar="FILE", default=None,
+                       help="write to FILE instead of printing DOT to stdout")
     graph.set_defaults(handler=_graph)
     explain = commands.add_parser(
-        "explain", help="the backward walk of one step, with the δ values the blog derives")
+        "explain", help="the backward walk of one step, with the δ values the blog derives",
+        description="Run backward() once on the blog's network and print every node it "
+                    "visits, in order: the gradient that arrives, the local derivative rule, "
+                    "δ2 and δ1 where they appear, and the gradients reaching W2 and W1; then "
+                    "check δ1, δ2 and the weight gradients against the blog's formulas.")
+    blog_batch_options(explain, "mse")
+    explain.add_argument("--values", type=_non_negative_int, default=40, metavar="K",
+                         help="print a gradient's entries when it has at most K (default 40)")
     explain.set_defaults(handler=_explain)
     return parser
 
@@ -264,21 +314,56 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- the viz commands (implemented by the viz module) ----------------------------------------------
+# --- the viz commands (the work is done in tinygrad_mlp.viz) -------------------------------------
 
 def _compare(args: argparse.Namespace) -> int:
-    print(f"{PROG} compare: not available yet", file=sys.stderr)
-    return 2
+    from tinygrad_mlp import viz
+
+    if args.plot:
+        _check_writable(args.plot, "--plot")
+    X, _, y, _, data_name = _load_data(*args.data, seed=args.seed)
+    if args.samples is not None:
+        X, y = X[:args.samples], y[:args.samples]
+    print(f"data: {data_name}: {len(X)} training samples; {args.epochs} epochs per method")
+    result = viz.compare_methods(X, y, hidden=args.hidden, epochs=args.epochs, lr=args.lr,
+                                 batch_size=args.batch_size, seed=args.seed, loss=args.loss)
+    print(viz.format_compare(result))
+    if args.plot:
+        viz.plot_compare(result, args.plot)
+        print(f"plotted cost per epoch and per second to {args.plot}")
+    return 0
 
 
 def _graph(args: argparse.Namespace) -> int:
-    print(f"{PROG} graph: not available yet", file=sys.stderr)
-    return 2
+    from tinygrad_mlp import viz
+
+    fmt = args.format or (os.path.splitext(args.out)[1].lstrip(".").lower() if args.out else "dot")
+    if fmt not in ("dot", "svg", "png"):
+        raise CliError(f"--out {args.out!r}: unknown extension; use .dot, .svg or .png or --format")
+    if args.out is None and fmt != "dot":
+        raise CliError(f"--format {fmt} needs --out FILE (only DOT text goes to stdout)")
+    if args.out:
+        _check_writable(args.out, "--out")
+    J, _ = viz.blog_network(*viz.blog_example(args.batch, args.hidden, args.loss, args.seed),
+                            loss=args.loss)
+    viz.backward_steps(J)            # one backward pass: every node now holds its gradient
+    if args.out is None:
+        sys.stdout.write(viz.to_dot(J))
+        return 0
+    written = viz.render(J, args.out, format=fmt)
+    print(f"wrote the graph of the blog's network to {written}")
+    return 0
 
 
 def _explain(args: argparse.Namespace) -> int:
-    print(f"{PROG} explain: not available yet", file=sys.stderr)
-    return 2
+    from tinygrad_mlp import viz
+
+    X, Y, W1, W2 = viz.blog_example(args.batch, args.hidden, args.loss, args.seed)
+    print(f"The blog's network on {args.batch} digits (seed {args.seed}): X {X.shape} · W1 "
+          f"{W1.shape} → σ → · W2 {W2.shape} → {'softmax' if args.loss == 'ce' else 'σ'}, "
+          f"loss {args.loss}\n")
+    print(viz.explain_blog(X, Y, W1, W2, loss=args.loss, max_values=args.values))
+    return 0
 
 
 # --- entry point -------------------------------------------------------------------------------
