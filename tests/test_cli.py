@@ -172,3 +172,9 @@ def test_python_dash_m_runs_the_cli():
                              "--quiet"], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("test accuracy")
+
+
+def test_plot_writes_the_training_curves(tmp_path, capsys):
+    path = tmp_path / "curves.png"
+    assert main(["train", "--quiet", "--epochs", "2", "--plot", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -499,3 +499,26 @@ def test_held_out_accuracy_on_digits_is_at_least_95_percent():
            progress=False)
     assert len(X_test) == 450
     assert tm.evaluate(model, X_test, y_test, nn.CrossEntropyLoss())["accuracy"] >= 0.95
+
+
+def test_the_progress_bar_shows_the_running_loss_and_the_epoch_logs(capsys):
+    X, y = toy()
+    model = blog_net()
+    history = tm.fit(model, X, y, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.5),
+                     epochs=2, batch_size=1, progress="bar")
+    out = capsys.readouterr().out
+    assert "epoch 1/2" in out and "epoch 2/2" in out and "60/60" in out
+    for epoch in range(2):
+        assert (f"loss {history['loss'][epoch]:.4f} - accuracy "
+                f"{history['accuracy'][epoch]:.4f}") in out
+    with pytest.raises(ValueError, match="progress"):
+        tm.fit(model, X, y, nn.CrossEntropyLoss(), Frozen(), progress="verbose")
+
+
+def test_importing_the_package_does_not_import_tqdm():
+    import subprocess
+    import sys
+    code = "import sys, tinygrad_mlp; print('tqdm' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=str(__import__("pathlib").Path(tm.__file__).parents[1]))
+    assert result.stdout.strip() == "False", result.stderr

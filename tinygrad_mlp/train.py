@@ -254,7 +254,7 @@ class _Progress:
 
     def begin_epoch(self, epoch: int) -> None:
         if self.mode == "bar":
-            from tqdm.auto import tqdm   # lazy: `import tinygrad_mlp` stays light
+            from tqdm import tqdm   # lazy: `import tinygrad_mlp` stays light
             self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}",
                             unit="batch", file=self.stream, leave=True, dynamic_ncols=True,
                             mininterval=0.1)
