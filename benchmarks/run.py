@@ -341,8 +341,8 @@ def rows(wls: list[Workload], results: dict[str, Any], impls: list[str]) -> list
                     per = f"{flops(wl) / 1e9:.3g} GFLOP, {flops(wl) / med / 1e9:.3g} GFLOP/s"
                 out.append([label or wl.key, name, _fmt_seconds(med),
                             f"{_fmt_seconds(min(t))} – {_fmt_seconds(max(t))}", ratio, per])
-            else:
-                out.append([label or wl.key, name, res["status"].get(name, "n/a"), "", "", ""])
+            elif res["status"].get(name, "n/a") != "n/a":    # no row where a workload doesn't apply
+                out.append([label or wl.key, name, res["status"][name], "", "", ""])
     return out
 
 
