@@ -635,7 +635,7 @@ def format_compare(result: Mapping[str, Any]) -> str:
     epochs = result["epochs"]
     shown = sorted({0, 1, min(2, epochs), epochs // 2, epochs})
     head = (f"{'method':<34}{'batch':>6}{'updates/epoch':>14}"
-            + "".join(f"{'J@' + str(e):>10}" for e in shown) + f"{'accuracy':>10}{'seconds':>9}")
+            + "".join(f"{'J@' + str(e):>10}" for e in shown) + f"{'train acc':>10}{'seconds':>9}")
     lines = [f"N={result['N']} samples, loss={result['loss']}, hidden={result['hidden']}, "
              f"the same learning rate lr={result['lr']:g} for all three, seed={result['seed']}",
              head, "-" * len(head)]
