@@ -276,8 +276,8 @@ def test_explain_describes_a_user_function_generically():
 
     x = tm.Tensor([2.0], requires_grad=True, name="x")
     text = viz.explain(Cube.apply(x).sum())
-    assert "rule Cube: a user-defined Function: grads = Cube.backward(ctx, grad) (x³, a custom op.)" \
-        in text
+    rule = "rule Cube: a user-defined Function: grads = Cube.backward(ctx, grad) (x³, a custom op.)"
+    assert rule in text
     assert re.search(r"∂J/∂x\s+shape \(1,\)\s+norm 12\b", text)
 
 
@@ -329,7 +329,8 @@ def test_plots_say_how_to_get_matplotlib(tmp_path, monkeypatch):
 
 def test_importing_the_package_does_not_import_matplotlib():
     import subprocess
-    code = "import sys, tinygrad_mlp; print('matplotlib' in sys.modules, hasattr(tinygrad_mlp, 'viz'))"
+    code = ("import sys, tinygrad_mlp; "
+            "print('matplotlib' in sys.modules, hasattr(tinygrad_mlp, 'viz'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
 

@@ -31,15 +31,15 @@ from tinygrad_mlp import nn, reference
 from tinygrad_mlp.tensor import Tensor, _topological_order
 
 __all__ = ["to_dot", "render", "explain", "backward_steps", "Step", "RULES", "blog_network",
-           "blog_example", "explain_blog", "compare_methods", "format_compare", "plot_history", "plot_weights",
-           "plot_compare"]
+           "blog_example", "explain_blog", "compare_methods", "format_compare", "plot_history",
+           "plot_weights", "plot_compare"]
 
 # --- walking the graph -----------------------------------------------------------------------
 
 
 def _graph(root: Tensor) -> tuple[list[Tensor], list[tuple[Tensor, Tensor]]]:
     """Every tensor behind `root`, constants included, inputs before outputs, and the edges
-    (input, output), one per input slot. Iterative, so a deep graph cannot hit the recursion limit."""
+    (input, output), one per input slot. Iterative: a deep graph cannot hit the recursion limit."""
     order: list[Tensor] = []
     edges: list[tuple[Tensor, Tensor]] = []
     visited: set[int] = set()
@@ -235,7 +235,8 @@ def render(tensor: Tensor, path: str | os.PathLike, format: str | None = None,
     path = os.fspath(path)
     fmt = (format or os.path.splitext(path)[1].lstrip(".") or "dot").lower()
     if fmt not in ("dot", "gv", "svg", "png", "pdf"):
-        raise ValueError(f"render: unknown format {fmt!r} for {path!r}; expected dot, svg, png or pdf")
+        raise ValueError(f"render: unknown format {fmt!r} for {path!r}; expected dot, svg, png "
+                         f"or pdf")
     text = to_dot(tensor, params=params)
     if fmt in ("dot", "gv"):
         with open(path, "w", encoding="utf-8") as file:
@@ -536,7 +537,8 @@ def explain_blog(X: Any, Y: Any, W1: Any, W2: Any, loss: str = "mse",
               ("∂J/∂W1", "W1.grad", nodes["W1"].grad, dJ_dW1)]
     for name, autograd_name, ours, blogs in checks:
         difference = float(np.max(np.abs(ours - blogs))) if ours.size else 0.0
-        source = "reference.deltas" if name.startswith("δ") else "reference.gradients (a1ᵀ·δ2/N, Xᵀ·δ1/N)"
+        source = ("reference.deltas" if name.startswith("δ")
+                  else "reference.gradients (a1ᵀ·δ2/N, Xᵀ·δ1/N)")
         out.append(f"  {name:<7} {autograd_name:<11} = {source:<40} max |difference| "
                    f"{difference:.2g}")
     for name, _, ours, _ in checks[:2]:
