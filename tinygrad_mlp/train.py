@@ -286,6 +286,48 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
+def _check_callbacks(loss: Any, optimizer: Any, callbacks: Any) -> list[Callback]:
+    """The loss is callable, the optimizer has zero_grad() and step(), callbacks are Callbacks."""
+    if not callable(loss):
+        raise TypeError(f"fit: loss must be callable, got {type(loss).__name__}")
+    for method in ("zero_grad", "step"):
+        if not callable(getattr(optimizer, method, None)):
+            raise TypeError(f"fit: optimizer must have a {method}() method, got "
+                            f"{type(optimizer).__name__}")
+    callbacks = list(callbacks or [])
+    for callback in callbacks:
+        if not isinstance(callback, Callback):
+            raise TypeError(f"fit: callbacks must be Callback instances, got "
+                            f"{type(callback).__name__}")
+    return callbacks
+
+
+def _training_and_validation(model: Any, X: Any, Y: Any, batch_size: Any,
+                             validation_data: Any, validation_split: Any) -> tuple[Any, ...]:
+    """Checked and cast X, Y, X_val, Y_val (the last two None without validation)."""
+    dtype = _parameter_dtype(model)
+    X, Y = _prepare(X, Y, dtype)
+    num_batches(len(X), batch_size)          # raises on a bad batch_size
+    if validation_data is not None and validation_split:
+        raise ValueError("fit: give validation_data or validation_split, not both")
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (X_val, Y_val)")
+        X_val, Y_val = _prepare(*validation_data, dtype, what="validation")
+        if X_val.shape[1:] != X.shape[1:]:
+            raise ValueError(f"validation X has rows of shape {X_val.shape[1:]} but X has "
+                             f"rows of shape {X.shape[1:]}")
+        return X, Y, X_val, Y_val
+    if validation_split:
+        if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
+                or not 0 <= validation_split < 1:
+            raise ValueError(f"validation_split must be a fraction in [0, 1), got "
+                             f"{validation_split!r}")
+        X, X_val, Y, Y_val = split_validation(X, Y, float(validation_split))
+        return X, Y, X_val, Y_val
+    return X, Y, None, None
+
+
 # --- fit -----------------------------------------------------------------------------------------
 
 def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
@@ -323,41 +365,11 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
     restore when they went non-finite behind finite losses.) numpy floating-point warnings are
     silenced inside fit: the error is the report.
     """
-    # --- check everything before anything changes ---
-    for name, method in (("loss", None), ("optimizer", "step"), ("optimizer", "zero_grad")):
-        target = loss if name == "loss" else getattr(optimizer, method, None)
-        if not callable(target):
-            raise TypeError(f"fit: {name} must be callable" if name == "loss" else
-                            f"fit: optimizer must have a {method}() method, got "
-                            f"{type(optimizer).__name__}")
     epochs = _check_count("epochs", epochs, 0)
     bar = _Progress(progress, epochs)
-    dtype = _parameter_dtype(model)
-    X, Y = _prepare(X, Y, dtype)
-    num_batches(len(X), batch_size)          # raises on a bad batch_size
-    callbacks = list(callbacks or [])
-    for callback in callbacks:
-        if not isinstance(callback, Callback):
-            raise TypeError(f"fit: callbacks must be Callback instances, got "
-                            f"{type(callback).__name__}")
-    if validation_data is not None and validation_split:
-        raise ValueError("fit: give validation_data or validation_split, not both")
-    if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("validation_data must be a pair (X_val, Y_val)")
-        X_val, Y_val = _prepare(*validation_data, dtype, what="validation")
-        if X_val.shape[1:] != X.shape[1:]:
-            raise ValueError(f"validation X has rows of shape {X_val.shape[1:]} but X has "
-                             f"rows of shape {X.shape[1:]}")
-    elif validation_split:
-        if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
-                or not 0 <= validation_split < 1:
-            raise ValueError(f"validation_split must be a fraction in [0, 1), got "
-                             f"{validation_split!r}")
-        X, X_val, Y, Y_val = split_validation(X, Y, float(validation_split))
-    else:
-        X_val = Y_val = None
-
+    callbacks = _check_callbacks(loss, optimizer, callbacks)
+    X, Y, X_val, Y_val = _training_and_validation(model, X, Y, batch_size, validation_data,
+                                                  validation_split)
     N = len(X)
     steps = num_batches(N, batch_size)
     size = N if batch_size is None else min(batch_size, N)
@@ -397,7 +409,9 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
                     J = loss(pred, Yb)
                     value = J.item()
                     if not isfinite(value):
-                        _diverged(value, epoch, epochs, batch, steps, params, snapshot, history)
+                        _diverged(f"at epoch {epoch + 1}/{epochs}, batch {batch + 1}/{steps}: "
+                                  f"the loss became {value}; that update was skipped", epoch, params,
+                                  snapshot, history)
                     n = len(Xb)
                     if track_accuracy is None:
                         track_accuracy = (labels is not None and pred.data.ndim == 2
@@ -416,15 +430,15 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
                         next_report += bar.stride
                 del pred, J
                 if not all(np.isfinite(p.data).all() for p in params):
-                    _diverged(math.nan, epoch, epochs, None, steps, params, snapshot, history)
+                    _diverged(f"during epoch {epoch + 1}/{epochs}: the weights became "
+                              f"non-finite although every batch loss was finite", epoch, params,
+                              snapshot, history)
                 logs = {"loss": total / N}
                 if track_accuracy:
                     logs["accuracy"] = int(np.count_nonzero(predicted == labels)) / N
                 if X_val is not None:
                     logs.update({f"val_{key}": value for key, value in
                                  evaluate(model, X_val, Y_val, loss).items()})
-                    if hasattr(model, "train"):
-                        model.train()
                 seconds = time.perf_counter() - started
                 history.append(epoch, logs, seconds)
                 bar.end_epoch(epoch, logs, seconds)
@@ -439,11 +453,9 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
     return history
 
 
-def _diverged(value: float, epoch: int, epochs: int, batch: int | None, steps: int,
-              params: list[Tensor], snapshot: list[np.ndarray], history: History) -> None:
+def _diverged(what: str, epoch: int, params: list[Tensor], snapshot: list[np.ndarray],
+              history: History) -> None:
     """Leave finite weights (restoring the epoch-start copy if needed) and raise."""
-    where = (f"at epoch {epoch + 1}/{epochs}, batch {batch + 1}/{steps}" if batch is not None
-             else f"during epoch {epoch + 1}/{epochs}")
     if all(np.isfinite(p.data).all() for p in params):
         kept = "the model keeps the weights it had before this batch"
     else:
@@ -451,10 +463,7 @@ def _diverged(value: float, epoch: int, epochs: int, batch: int | None, steps: i
             param.data[...] = buffer
         kept = (f"the weights had become non-finite, so the model was restored to its weights "
                 f"at the start of epoch {epoch + 1}")
-    what = f"the loss became {value}" if batch is not None else \
-        "the weights became non-finite although every batch loss was finite"
-    error = FloatingPointError(f"fit diverged {where}: {what}; that update was skipped and "
-                               f"{kept} (try a smaller learning rate)")
+    error = FloatingPointError(f"fit diverged {what}; {kept} (try a smaller learning rate)")
     error.history = history
     raise error
 
