@@ -17,17 +17,23 @@ import numpy as np
 from benchmarks.impl_numpy import forward
 
 # The CLI's defaults, used when cli.py does not expose them: batch, epochs, lr, momentum, M.
-FALLBACK = {"batch": 32, "epochs": 40, "lr": 0.1, "momentum": 0.9, "hidden": 64}
+FALLBACK = {"batch": 16, "epochs": 30, "lr": 0.5, "momentum": 0.9, "hidden": 64}
 
 
 def config(wl) -> dict:
-    """The CLI's default mini-batch settings (epochs overridden in --quick)."""
+    """The CLI's default settings for `train` (cross-entropy, mini-batch), epochs overridden in
+    --quick. Read from cli.DEFAULTS (or the older cli.METHODS) and the parser's --hidden."""
     settings = dict(FALLBACK)
     try:
         from tinygrad_mlp import cli
-        settings["batch"], settings["epochs"], settings["lr"] = cli.METHODS["minibatch"]
-        settings["momentum"] = cli.DEFAULT_MOMENTUM
-    except (ImportError, AttributeError, KeyError):
+        if isinstance(getattr(cli, "DEFAULTS", None), dict):
+            values = cli.DEFAULTS[("ce", "minibatch")]
+            settings.update(zip(("batch", "epochs", "lr", "momentum"), values))
+        elif isinstance(getattr(cli, "METHODS", None), dict):
+            settings.update(zip(("batch", "epochs", "lr"), cli.METHODS["minibatch"]))
+            settings["momentum"] = getattr(cli, "DEFAULT_MOMENTUM", settings["momentum"])
+        settings["hidden"] = cli.build_parser().parse_args(["train"]).hidden
+    except (ImportError, AttributeError, KeyError, TypeError, ValueError, SystemExit):
         pass
     if wl.epochs:
         settings["epochs"] = wl.epochs

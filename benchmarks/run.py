@@ -195,7 +195,12 @@ def correctness_guard(wl: Workload, runners: dict[str, Any],
     status = {} if status is None else status
     if "numpy" not in runners:
         return []
-    expected = runners["numpy"].check()
+    try:
+        expected = runners["numpy"].check()
+    except Exception as error:
+        status["numpy"] = _error(error)
+        del runners["numpy"]
+        return [f"ERROR {wl.key} numpy: {status['numpy']} (no guard, no ratios)"]
     # float32 after one step; W6 compares held-out accuracies of two different training runs
     rtol, atol = (0.0, 0.03) if wl.kind == "digits" else (2e-4, 1e-5)
     warnings_ = []
@@ -406,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat or (2 if args.quick else 5)
     wls = select_workloads(args.only, args.quick)
     impls = select_impls(args.impl)
+    missing = [name for name in impls if runner_class(name) is None]
+    impls = [name for name in impls if name not in missing]
     try:
         import torch
         torch.set_num_threads(args.threads)
@@ -423,12 +430,18 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
         notes.append(line)
 
+    if missing:
+        log(f"not installed: {', '.join(missing)}")
     if float(info["load"]) > 0.5 * (os.cpu_count() or 1):
         log(f"WARNING: load average {info['load']} before the run: other jobs share the cores, "
             f"so times are noisy (compare ratios, rerun when idle, or use --clock cpu)")
 
     results = {}
     for wl in wls:
+        if wl.kind == "digits":
+            from benchmarks.digits import config
+            log(f"W6 settings (the CLI's defaults): " +
+                ", ".join(f"{k} {v}" for k, v in config(wl).items()))
         print(f"{wl.key} {wl.title}: {wl.describe()} ...", end=" ", flush=True)
         start = time.perf_counter()
         results[wl.key] = bench_workload(wl, impls, repeat, log, CLOCKS[args.clock])
