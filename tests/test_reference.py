@@ -4,6 +4,7 @@ Issue 2, item 8 (a): for drawn N, D, M, K and random weights, the Tensor graph o
 network built from raw ops gives the same ∂J/∂W1, ∂J/∂W2 as `reference.gradients`.
 """
 
+import doctest
 import subprocess
 import sys
 import warnings
@@ -175,6 +176,11 @@ def test_a_worked_example_by_hand():
 
 
 # --- documentation and validation ---------------------------------------------------------------------
+
+def test_the_docstring_examples_run():
+    result = doctest.testmod(reference)
+    assert result.attempted >= 4 and result.failed == 0
+
 
 def test_the_gradients_docstring_explains_the_1_over_n():
     done = subprocess.run([sys.executable, "-c",

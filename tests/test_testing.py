@@ -4,6 +4,7 @@ promise, the module docstring's example runs, and hypothesis stays an optional d
 import doctest
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,3 +157,10 @@ def test_assert_gradients_match_catches_a_wrong_backward():
 def test_assert_backward_invariants_catches_mutation_and_aliasing(fn, message):
     with pytest.raises(AssertionError, match=message):
         assert_backward_invariants(fn, np.arange(1.0, 4.0))
+
+
+def test_the_readme_example_runs():
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Testing your own ops", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README.md", "exec"), {})

@@ -111,7 +111,8 @@ def gradients(X: np.ndarray, Y: np.ndarray, W1: np.ndarray, W2: np.ndarray, loss
     The blog's remark that cross-entropy "yields the same result" holds for the chain's
     structure: with a sigmoid output and binary cross-entropy (bce), and with a softmax output
     and categorical cross-entropy (ce, rows of Y summing to 1), the a2(1 − a2) factor cancels
-    and δ2 = a2 − Y, so ∂J/∂Z2 = (a2 − Y)/N. With gradient descent W ← W − α·∂J/∂W, the blog's
+    (for softmax: its Jacobian diag(a2) − a2·a2ᵀ, whose diagonal is a2(1 − a2)) and
+    δ2 = a2 − Y, so ∂J/∂Z2 = (a2 − Y)/N. With gradient descent W ← W − α·∂J/∂W, the blog's
     version is the same update with a learning rate N times larger.
 
     >>> X, Y = np.ones((4, 2)), np.zeros((4, 1))
