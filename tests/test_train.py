@@ -73,6 +73,7 @@ def test_each_way_to_learn_lowers_the_cost(batch_size, lr, epochs):
 
 def test_same_seed_gives_bit_identical_weights_and_history():
     X, y = toy()
+    X_copy, y_copy = X.copy(), y.copy()
     runs = []
     for _ in range(2):
         tm.manual_seed(3)
@@ -83,6 +84,7 @@ def test_same_seed_gives_bit_identical_weights_and_history():
         runs.append((model.state_dict(), history.history))
     assert same_state(runs[0][0], runs[1][0])
     assert runs[0][1] == runs[1][1]
+    assert np.array_equal(X, X_copy) and np.array_equal(y, y_copy)   # shuffled by index only
 
 
 def test_shuffle_changes_the_order_and_false_keeps_it():
@@ -179,6 +181,12 @@ def test_inputs_are_cast_to_the_parameter_dtype():
     tm.fit(model, X.astype(np.float64), y.astype(np.int32), nn.CrossEntropyLoss(), optimizer,
            epochs=1, batch_size=8, progress=False)
     assert all(p.dtype == np.float32 and p.grad.dtype == np.float32 for p in model.parameters())
+    tm.set_default_dtype(np.float64)
+    model = blog_net()
+    history = tm.fit(model, X, y, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.5),
+                     epochs=1, batch_size=8, progress=False)
+    assert all(p.dtype == np.float64 and p.grad.dtype == np.float64 for p in model.parameters())
+    assert type(history["loss"][0]) is float
 
 
 # --- validation ----------------------------------------------------------------------------------

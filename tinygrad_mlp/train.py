@@ -375,7 +375,7 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
     size = N if batch_size is None else min(batch_size, N)
     labels = _labels(Y)
     predicted = None if labels is None else np.empty(N, dtype=labels.dtype)
-    params = list(model.parameters())
+    params = list(model.parameters()) if hasattr(model, "parameters") else []
     snapshot = [p.data.copy() for p in params]     # refreshed in place at each epoch's start
     history = History()
     history.params = {"epochs": epochs, "batch_size": batch_size, "samples": N, "steps": steps}
