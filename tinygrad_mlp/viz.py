@@ -397,10 +397,11 @@ def explain(loss: Tensor, params: Mapping[str, Tensor] | None = None,
     `backward_steps` for what it leaves in `.grad`).
     """
     steps = backward_steps(loss, params)
-    out = [f"Backward walk of {steps[0].name}: backward() visits {len(steps)} nodes in this "
-           f"order (reverse topological: a node only after every node that used it).",
-           "Each node receives ∂J/∂node, the sum over the nodes that used it, and hands each "
-           "input grad × (its local derivative). Never stop until you reach the target.", ""]
+    out = [f"Backward walk of {steps[0].name}: backward() visits {len(steps)} nodes in this order "
+           f"(reverse topological:",
+           "a node comes only after every node that used it). Each node receives ∂J/∂node, summed",
+           "over the nodes that used it, and hands each input grad × (its local derivative).",
+           "Never stop until you reach the target.", ""]
     for step in steps:
         node = step.tensor
         shape = "scalar" if node.ndim == 0 else str(node.shape)
