@@ -390,7 +390,7 @@ def test_early_stopping_restores_the_best_weights():
                      epochs=20, validation_data=(X, (y + 1) % 3), callbacks=[recorder, stop],
                      progress=False)
     assert np.all(np.diff(history["val_loss"]) > 0)
-    assert stop.best_epoch == 0 and stop.stopped_epoch == 2 and len(history) == 3
+    assert stop.best_epoch == 0 and stop.stopped_epoch == 1 and len(history) == 2
     assert same_state(model.state_dict(), recorder.epoch_end[0])
     assert not same_state(model.state_dict(), recorder.epoch_end[-1])
 
@@ -403,7 +403,7 @@ def test_early_stopping_waits_patience_epochs_and_can_keep_last_weights():
     history = tm.fit(model, X, y, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=1.0),
                      epochs=20, validation_data=(X, (y + 1) % 3), callbacks=[recorder, stop],
                      progress=False)
-    assert len(history) == 5
+    assert len(history) == 4                                   # 3 epochs without improvement
     assert same_state(model.state_dict(), recorder.epoch_end[-1])
 
 

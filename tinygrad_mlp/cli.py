@@ -270,6 +270,8 @@ def _train(args: argparse.Namespace) -> int:
 
     X_train, X_test, y_train, y_test, data_name = _load_data(*args.data, seed=args.seed)
     K = int(max(y_train.max(), y_test.max())) + 1
+    if args.data[0] == "fer2013":
+        K = max(K, len(tm.datasets.EMOTIONS))      # all 7 expressions, even if a file lacks one
     D, M = X_train.shape[1], args.hidden
 
     tm.manual_seed(args.seed)

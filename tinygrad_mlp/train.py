@@ -108,7 +108,8 @@ class Callback:
 
 
 class EarlyStopping(Callback):
-    """Stop when `monitor` has not improved by more than `min_delta` for `patience` epochs.
+    """Stop once `monitor` has not improved by more than `min_delta` for `patience` epochs in a
+    row (Keras's rule: patience 1 stops at the first epoch without improvement, as does 0).
 
     `mode` "min" (losses) or "max" (accuracies); "auto" picks "max" when the name contains
     "acc". With `restore_best=True` the model gets the weights of its best epoch back when the
@@ -157,7 +158,7 @@ class EarlyStopping(Callback):
                 self.best_weights = self.model.state_dict()
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             self.stopped_epoch, self.stop_training = epoch, True
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
