@@ -1,5 +1,6 @@
 """viz: DOT graphs, the explained backward walk against the blog's formulas, plots, compare."""
 
+import importlib.util
 import re
 import struct
 import sys
@@ -12,6 +13,10 @@ from hypothesis import strategies as st
 import tinygrad_mlp as tm
 from tinygrad_mlp import nn, reference, viz
 from tinygrad_mlp.tensor import _topological_order
+
+needs_matplotlib = pytest.mark.skipif(   # installed in CI (the `test` extra), so these run there
+    importlib.util.find_spec("matplotlib") is None,
+    reason="plots need matplotlib: pip install 'tinygrad_mlp[plot]'")
 
 # --- a tiny DOT reader: node statements `nK [label="..."...]` and edges `nA -> nB;` -------------
 
@@ -89,6 +94,25 @@ def test_dot_chain_of_unary_ops_has_one_node_per_op(names):
     ops = [label.split("\n")[0].split(" = ")[-1] for label in nodes.values()]
     expected = {"exp": "Exp", "sigmoid": "Sigmoid", "tanh": "Tanh", "neg": "Neg", "sum": "Sum"}
     assert sorted(ops) == sorted([expected[n] for n in names] + ["leaf (requires_grad)"])
+
+
+@given(st.lists(st.tuples(st.sampled_from(["add", "mul", "sub"]), st.integers(0, 100)),
+                min_size=1, max_size=15))
+def test_dot_counts_nodes_and_edges_of_dags_with_fan_out(steps):
+    leaves = [tm.Tensor([0.5, -1.0], requires_grad=True, name=f"w{i}") for i in range(3)]
+    nodes = list(leaves)
+    used = {0}                                  # leaf indices the root depends on
+    y = leaves[0]
+    for op, pick in steps:                      # y = y (op) an earlier node (shared: fan-out)
+        index = pick % len(nodes)
+        other = nodes[index]
+        if index < len(leaves):
+            used.add(index)
+        y = {"add": y + other, "mul": y * other, "sub": y - other}[op]
+        nodes.append(y)
+    labels, _, edges = parse_dot(viz.to_dot(y))
+    assert len(labels) == len(used) + len(steps)   # each tensor once, however often it is used
+    assert len(edges) == 2 * len(steps)            # one edge per input slot
 
 
 def test_dot_deep_graph_does_not_recurse():
@@ -297,9 +321,7 @@ def test_explain_on_a_sequential_recognises_Z_and_a():
 
 # --- plots -------------------------------------------------------------------------------------
 
-matplotlib = pytest.importorskip("matplotlib", reason="plots need the `plot` extra (matplotlib)")
-
-
+@needs_matplotlib
 def test_plot_history_writes_a_png_of_the_requested_size(tmp_path):
     history = {"loss": [1.0, 0.5, 0.3], "val_loss": [1.1, 0.6, 0.4],
                "accuracy": [0.5, 0.8, 0.9], "val_accuracy": [0.4, 0.7, 0.85]}
@@ -311,6 +333,7 @@ def test_plot_history_writes_a_png_of_the_requested_size(tmp_path):
         viz.plot_history({"accuracy": [0.1]}, tmp_path / "bad.png")
 
 
+@needs_matplotlib
 def test_plot_weights_draws_one_image_per_hidden_unit(tmp_path):
     layer = nn.Linear(64, 10)
     path = viz.plot_weights(layer, tmp_path / "weights.png")
@@ -337,6 +360,7 @@ def test_importing_the_package_does_not_import_matplotlib():
 
 # --- compare ---------------------------------------------------------------------------------
 
+@needs_matplotlib
 def test_compare_methods_gives_three_curves_from_one_start(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((40, 6)).astype(np.float32)
@@ -372,6 +396,7 @@ def test_blog_example_is_a_seeded_batch_of_digits():
 
 # --- the command line: compare, graph, explain ---------------------------------------------------
 
+@needs_matplotlib
 def test_cli_compare_runs_end_to_end_on_a_small_budget(tmp_path, capsys):
     from tinygrad_mlp import cli
 
@@ -417,3 +442,30 @@ def test_cli_explain_prints_the_walk_with_the_blogs_deltas(loss, capsys):
     assert out.index("δ2 = ∂J/∂Z2") < out.index("δ1 = ∂J/∂Z1") < out.index("Target reached")
     differences = [float(d) for d in re.findall(r"max \|difference\| (\S+)", out)]
     assert len(differences) == 4 and max(differences) < 1e-6     # float32 rounding only
+
+
+# --- the README's tutorial prints what it shows ----------------------------------------------------
+
+README = __import__("pathlib").Path(__file__).resolve().parents[1] / "README.md"
+NUMBER = re.compile(r"-?\d+\.?\d*(?:e[-+]?\d+)?")
+
+
+@needs_matplotlib
+def test_readme_tutorial_snippets_print_the_output_shown(tmp_path, monkeypatch, capsys):
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Seeing autodiff work"):]
+    following = re.search(r"^## ", section[3:], re.M)
+    section = section[:following.start() + 3] if following else section
+    pairs = re.findall(r"```python\n(.*?)```\n\nOutput:\n\n```\n(.*?)```", section, re.S)
+    assert len(pairs) >= 6, "the tutorial's snippets (code, then its output) were not found"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "docs").mkdir()                 # the snippets draw into docs/, here a copy
+    namespace: dict = {}
+    for code, shown in pairs:                   # one namespace: the snippets build on each other
+        exec(compile(code, str(README), "exec"), namespace)
+        printed = capsys.readouterr().out
+        # the same words and layout; numbers equal up to the last printed digits (BLAS rounding)
+        assert NUMBER.sub("#", printed).split() == NUMBER.sub("#", shown).split(), code
+        for ours, theirs in zip(NUMBER.findall(printed), NUMBER.findall(shown)):
+            assert float(ours) == pytest.approx(float(theirs), rel=1e-3, abs=5e-3), code
+    assert png_size(tmp_path / "docs" / "weights.png") == (480, 480)
