@@ -88,6 +88,7 @@ def test_train_on_mnist_files(mnist_dir, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "240 training, 80 test" in out and "784 → 16 sigmoid → 4 softmax" in out
+    assert "mini-batch gradient descent (64 samples); SGD lr 0.1 momentum 0.9" in out
     assert len(re.findall(r"^epoch \d/3 - loss", out, re.M)) == 3
     assert float(re.search(r"test accuracy (\S+)", out).group(1)) >= 0.9
 
