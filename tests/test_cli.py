@@ -124,7 +124,7 @@ def test_save_writes_a_loadable_file(tmp_path, capsys):
     model.load_state_dict(state)
     X, y = tm.datasets.load_digits()
     accuracy = np.mean(tm.predict(model, X / 16).argmax(axis=1) == y)
-    assert accuracy > 0.5                                      # the trained weights, not a fresh init
+    assert accuracy > 0.5                          # the trained weights, not a fresh init
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -253,6 +253,8 @@ def _bad(X, y):
         "nan in X": (dict(X=nan_X), r"X contains 1 non-finite.*row 3"),
         "inf in Y": (dict(Y=inf_Y), r"Y contains 1 non-finite.*row 5, position \(2,\)"),
         "empty": (dict(X=X[:0], Y=y[:0]), r"X has 0 samples"),
+        "too large for float32": (dict(X=np.full((60, 2), 1e300)),
+                                  r"X contains 120 non-finite .* after casting to .* float32"),
         "rows disagree": (dict(Y=y[:-1]), r"X has 60 samples but Y has 59"),
         "batch_size 0": (dict(batch_size=0), r"batch_size .* got 0"),
         "batch_size float": (dict(batch_size=2.5), r"batch_size .* got 2\.5"),
@@ -496,7 +498,7 @@ def test_evaluate_in_batches_equals_the_full_batch(n, batch_size):
     assert full["accuracy"] == np.mean(predicted == y)
 
 
-# --- the blog's promise: handwritten digits --------------------------------------------------------
+# --- the blog's promise: handwritten digits -------------------------------------------------------
 
 def test_held_out_accuracy_on_digits_is_at_least_95_percent():
     X, y = load_digits()

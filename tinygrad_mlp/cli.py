@@ -85,7 +85,7 @@ def _data_source(text: str) -> tuple[str, str | None]:
     raise argparse.ArgumentTypeError(f"expected digits, mnist:DIR or fer2013:CSV, got {text!r}")
 
 
-# --- the parser ------------------------------------------------------------------------------------
+# --- the parser -----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# --- train -----------------------------------------------------------------------------------------
+# --- train ----------------------------------------------------------------------------------------
 
 def _load_data(kind: str, path: str | None, seed: int
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:

@@ -185,17 +185,18 @@ def _as_rows(name: str, data: Any) -> np.ndarray:
     return array
 
 
-def _check_finite(name: str, array: np.ndarray) -> None:
+def _check_finite(name: str, array: np.ndarray, when: str = "") -> None:
     if array.dtype.kind != "f" or np.isfinite(array).all():
         return
     bad = ~np.isfinite(array)
     first = tuple(int(i) for i in np.argwhere(bad)[0])
-    raise ValueError(f"{name} contains {int(bad.sum())} non-finite values (NaN or inf); the first "
-                     f"is {array[first]!r} at row {first[0]}"
+    raise ValueError(f"{name} contains {int(bad.sum())} non-finite values (NaN or inf){when}; "
+                     f"the first is {array[first]!r} at row {first[0]}"
                      + (f", position {first[1:]}" if len(first) > 1 else ""))
 
 
-def _prepare(X: Any, Y: Any, dtype: np.dtype, what: str = "training") -> tuple[np.ndarray, np.ndarray]:
+def _prepare(X: Any, Y: Any, dtype: np.dtype, what: str = "training"
+             ) -> tuple[np.ndarray, np.ndarray]:
     """X and Y as arrays, cast once: X and float Y to `dtype`, 1-D integer labels kept as ints."""
     names = ("X", "Y") if what == "training" else (f"{what} X", f"{what} Y")
     X, Y = _as_rows(names[0], X), _as_rows(names[1], Y)
@@ -205,11 +206,14 @@ def _prepare(X: Any, Y: Any, dtype: np.dtype, what: str = "training") -> tuple[n
     if len(X) != len(Y):
         raise ValueError(f"{names[0]} has {len(X)} samples but {names[1]} has {len(Y)} "
                          f"(shapes {X.shape} and {Y.shape}); they need one row per sample")
-    X = X.astype(dtype, copy=False)
-    if not (Y.ndim == 1 and Y.dtype.kind in "iu"):
-        Y = Y.astype(dtype, copy=False)
     _check_finite(names[0], X)
     _check_finite(names[1], Y)
+    with np.errstate(over="ignore"):      # a value too large for `dtype` is reported below
+        X = X.astype(dtype, copy=False)
+        if not (Y.ndim == 1 and Y.dtype.kind in "iu"):
+            Y = Y.astype(dtype, copy=False)
+    _check_finite(names[0], X, f" after casting to the model's {dtype}")
+    _check_finite(names[1], Y, f" after casting to the model's {dtype}")
     return X, Y
 
 
@@ -217,13 +221,15 @@ def _labels(Y: np.ndarray) -> np.ndarray | None:
     """Class of each row when Y are classes (1-D ints or one-hot rows with K > 1), else None."""
     if Y.ndim == 1 and Y.dtype.kind in "iu":
         return Y
-    if Y.ndim == 2 and Y.shape[1] > 1 and np.all((Y == 0) | (Y == 1)) and np.all(Y.sum(axis=1) == 1):
+    if (Y.ndim == 2 and Y.shape[1] > 1 and np.all((Y == 0) | (Y == 1))
+            and np.all(Y.sum(axis=1) == 1)):
         return Y.argmax(axis=1)
     return None
 
 
 def _check_count(name: str, value: Any, low: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < low:
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
+            or value < low):
         raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
     return int(value)
 
@@ -411,8 +417,8 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
                     value = J.item()
                     if not isfinite(value):
                         _diverged(f"at epoch {epoch + 1}/{epochs}, batch {batch + 1}/{steps}: "
-                                  f"the loss became {value}; that update was skipped", epoch, params,
-                                  snapshot, history)
+                                  f"the loss became {value}; that update was skipped", epoch,
+                                  params, snapshot, history)
                     n = len(Xb)
                     if track_accuracy is None:
                         track_accuracy = (labels is not None and pred.data.ndim == 2
