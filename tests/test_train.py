@@ -160,6 +160,22 @@ def test_epoch_loss_is_the_batch_losses_weighted_by_size():
     assert np.mean(losses) != pytest.approx(expected, rel=1e-5)   # the unweighted mean is not
 
 
+@given(st.integers(1, 25), st.integers(1, 30), st.booleans())
+def test_every_sample_counts_once_per_epoch(n, batch_size, shuffle):
+    """Any N and batch size (larger than N too): with fixed weights the epoch loss and accuracy
+    are those of the whole set, so every row was used exactly once, the last short batch too."""
+    X, y = toy(n=25)
+    X, y = X[:n], y[:n]
+    model = blog_net()
+    loss = nn.CrossEntropyLoss()
+    history = tm.fit(model, X, y, loss, Frozen(), epochs=2, batch_size=batch_size,
+                     shuffle=shuffle, progress=False)
+    whole = tm.evaluate(model, X, y, loss)
+    assert history.params["steps"] == -(-n // min(batch_size, n))
+    assert history["loss"] == pytest.approx([whole["loss"]] * 2, rel=1e-5)
+    assert history["accuracy"] == [whole["accuracy"]] * 2
+
+
 def test_accuracy_only_for_class_targets():
     X, y = toy()
     model = blog_net()
