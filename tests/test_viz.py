@@ -79,6 +79,8 @@ def test_dot_counts_and_kinds_for_a_layer():
     assert len(set(styles.values())) == 3
     assert "4×3 float64" in nodes[by_first_line["X (input)"]]   # float arrays keep their dtype
     assert "peripheries=2" in attributes[by_first_line["J = Sum"]]   # the output stands out
+    expected = float((1 / (1 + np.exp(-4.0))) * 8)                   # scalars show their value
+    assert nodes[by_first_line["J = Sum"]].split("\n")[1] == f"scalar float64 = {expected:.4g}"
 
 
 @given(st.lists(st.sampled_from(["exp", "sigmoid", "tanh", "neg", "sum"]), min_size=1,

@@ -159,7 +159,8 @@ def _node_label(node: Tensor, kind: str, names: dict[int, str]) -> str:
     else:
         lines = [f"{name} (input)" if name else "input"]
     if kind != "constant":
-        lines.append(f"{shape} {node.dtype}")
+        value = f" = {node.data.item():.4g}" if node.data.size == 1 else ""   # J's value, say
+        lines.append(f"{shape} {node.dtype}{value}")
     if node.grad is not None:
         lines.append(f"grad {'×'.join(map(str, node.grad.shape)) or 'scalar'} "
                      f"‖g‖={_norm(node.grad):.4g}")
