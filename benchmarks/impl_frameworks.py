@@ -33,7 +33,7 @@ class TorchRunner(Runner):
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=wl.lr)
         self.X = torch.from_numpy(data["X"])
         self.y = torch.from_numpy(data["y"])
-        self.batches = [torch.from_numpy(idx) for idx in data["batches"]]
+        self.batches = {id(idx): torch.from_numpy(idx) for idx in data["batches"]}  # by identity
 
     def reset(self):
         if self.wl.kind == "chain":
@@ -48,9 +48,8 @@ class TorchRunner(Runner):
 
     def train(self, batches, lr):
         F = self.torch.nn.functional
-        lookup = {id(b): t for b, t in zip(self.data["batches"], self.batches)}
         for idx in batches:
-            idx = lookup[id(idx)]
+            idx = self.batches[id(idx)]
             J = F.cross_entropy(self.model(self.X[idx]), self.y[idx])
             self.optimizer.zero_grad()
             J.backward()
