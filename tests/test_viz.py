@@ -381,6 +381,12 @@ def test_compare_methods_gives_three_curves_from_one_start(tmp_path):
     table = viz.format_compare(result)
     assert "lr=0.5 for all three" in table and table.count("gradient descent") == 3
     assert png_size(viz.plot_compare(result, tmp_path / "compare.png")) == (1100, 420)
+    own = viz.compare_methods(X, y, hidden=5, epochs=1, lr={"gd": 2.0, "sgd": 0.05}, seed=1,
+                              methods=("gd", "sgd"))
+    assert [run["lr"] for run in own["methods"].values()] == [2.0, 0.05]
+    assert "learning rates gd 2, sgd 0.05" in viz.format_compare(own)
+    with pytest.raises(ValueError, match="no learning rate for 'minibatch'"):
+        viz.compare_methods(X, y, epochs=1, lr={"gd": 2.0, "sgd": 0.05})
 
 
 def test_blog_example_is_a_seeded_batch_of_digits():
@@ -409,11 +415,17 @@ def test_cli_compare_runs_end_to_end_on_a_small_budget(tmp_path, capsys):
     assert code == 0
     rows = [line for line in out.splitlines() if "gradient descent" in line]
     assert len(rows) == 3                                    # the three curves' table rows
-    assert [row.split()[-7] for row in rows] == ["60", "1", "16"]   # batch column
+    assert [row.split()[-8] for row in rows] == ["60", "1", "16"]   # batch column
+    assert [row.split()[-7] for row in rows] == ["0.5", "0.5", "0.5"]  # the same lr
     first_costs = {row.split()[-5] for row in rows}          # J@0: the same start for all
     assert len(first_costs) == 1
     assert "lr=0.5 for all three" in out
     assert png_size(plot) == (1100, 420)
+    assert cli.main(["compare", "--epochs", "1", "--samples", "30", "--lr", "gd=2,sgd=0.05"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "gradient descent" in line]
+    assert [row.split()[-6] for row in rows] == ["2", "0.05", "0.5"]   # lr column, per method
+    assert cli.main(["compare", "--lr", "adam=1"]) == 2
+    assert "unknown method 'adam'" in capsys.readouterr().err
 
 
 def test_cli_graph_prints_the_blogs_network_as_dot(capsys, tmp_path, monkeypatch):

@@ -150,8 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--samples", type=_positive_int, default=None, metavar="N",
                          help="use only the first N training samples (default: all)")
     compare.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default 10)")
-    compare.add_argument("--lr", type=_positive_float, default=0.5,
-                         help="learning rate, the same for all three methods (default 0.5)")
+    compare.add_argument("--lr", type=_learning_rates, default=0.5, metavar="LR",
+                         help="learning rate, the same for all three methods (default 0.5); or "
+                              "one per method, e.g. gd=2,sgd=0.05 (the others keep 0.5)")
     compare.add_argument("--batch-size", type=_positive_int, default=32, metavar="B",
                          help="mini-batch size (default 32)")
     compare.add_argument("--hidden", type=_positive_int, default=32, metavar="M",
@@ -329,6 +330,20 @@ def _train(args: argparse.Namespace) -> int:
 
 
 # --- the viz commands (the work is done in tinygrad_mlp.viz) -------------------------------------
+
+def _learning_rates(text: str) -> float | dict[str, float]:
+    """'0.5' (one rate for all three ways to learn) or 'gd=2,sgd=0.05' (the others keep 0.5)."""
+    if "=" not in text:
+        return _positive_float(text)
+    rates = dict.fromkeys(METHODS, 0.5)
+    for item in text.split(","):
+        method, _, value = item.partition("=")
+        if method.strip() not in rates:
+            raise argparse.ArgumentTypeError(f"unknown method {method.strip()!r} in {text!r}; "
+                                             f"expected {', '.join(METHODS)}")
+        rates[method.strip()] = _positive_float(value.strip())
+    return rates
+
 
 def _compare(args: argparse.Namespace) -> int:
     from tinygrad_mlp import viz

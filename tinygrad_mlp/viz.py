@@ -559,20 +559,23 @@ METHODS = {   # name -> label; batch size: gd all N, sgd 1, minibatch batch_size
 }
 
 
-def compare_methods(X: Any, Y: Any, hidden: int = 32, epochs: int = 10, lr: float = 0.5,
-                    batch_size: int = 32, seed: int = 0, loss: str = "ce",
+def compare_methods(X: Any, Y: Any, hidden: int = 32, epochs: int = 10,
+                    lr: float | Mapping[str, float] = 0.5, batch_size: int = 32, seed: int = 0,
+                    loss: str = "ce",
                     methods: tuple[str, ...] = ("gd", "sgd", "minibatch")) -> dict[str, Any]:
     """Train the blog's network once per way to learn, from the same initial weights.
 
     Network: Linear(D, hidden) → Sigmoid → Linear(hidden, K) → Softmax with cross-entropy
     (`loss="ce"`) or → Sigmoid with the blog's MSE (`loss="mse"`). Each method starts from
-    `tm.manual_seed(seed)` (same weights, same shuffling stream) and uses plain SGD with the
-    SAME learning rate `lr`: full-batch GD makes 1 update per epoch, per-sample SGD N updates,
-    mini-batch ⌈N/batch_size⌉. After every epoch the cost J over all of X (and the accuracy) is
-    measured under no_grad, outside the timed part, so `seconds` counts training only.
-    `Y`: one-hot rows (N, K) or class labels (N,). Returns {"methods": {name: {"label",
-    "batch_size", "updates_per_epoch", "cost", "accuracy", "seconds"}}, "lr", "epochs", "N",
-    "loss", "seed", "hidden"}; each list has epochs + 1 entries (entry 0: before training).
+    `tm.manual_seed(seed)` (same weights, same shuffling stream) and uses plain SGD, by default
+    with the SAME learning rate `lr` for all (or one per method: `lr={"gd": 2.0, ...}`):
+    full-batch GD makes 1 update per epoch, per-sample SGD N updates, mini-batch
+    ⌈N/batch_size⌉. After every epoch the cost J over all of X (and the accuracy) is measured
+    under no_grad, outside the timed part, so `seconds` counts training only.
+    `Y`: one-hot rows (N, K) or class labels (N,). Returns {"methods": {name: {"label", "lr",
+    "batch_size", "updates_per_epoch", "cost", "accuracy", "seconds"}}, "lr" (per method),
+    "epochs", "N", "loss", "seed", "hidden"}; each list has epochs + 1 entries (entry 0: before
+    training).
     """
     import time
 
@@ -587,6 +590,12 @@ def compare_methods(X: Any, Y: Any, hidden: int = 32, epochs: int = 10, lr: floa
         raise ValueError(f"compare_methods: loss must be 'ce' or 'mse', got {loss!r}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"compare_methods: epochs must be a positive int, got {epochs!r}")
+    rates = dict(lr) if isinstance(lr, Mapping) else {method: lr for method in methods}
+    missing = [m for m in methods if m not in rates]
+    if missing:
+        raise ValueError(f"compare_methods: lr gives no learning rate for {missing[0]!r} "
+                         f"(got {sorted(rates)}); give one number, or one per method")
+    rates = {m: float(rates[m]) for m in methods}
     dtype = get_default_dtype()   # the dtype the layers are created in
     X, Y = np.asarray(X, dtype=dtype), np.asarray(Y)
     labels = Y.argmax(axis=1) if Y.ndim == 2 else Y.astype(np.int64)
@@ -598,13 +607,13 @@ def compare_methods(X: Any, Y: Any, hidden: int = 32, epochs: int = 10, lr: floa
     K = Y.shape[1]
     sizes = {"gd": None, "sgd": 1, "minibatch": batch_size}
     criterion = nn.CrossEntropyLoss() if loss == "ce" else nn.MSELoss()
-    result: dict[str, Any] = {"methods": {}, "lr": float(lr), "epochs": epochs, "N": N,
+    result: dict[str, Any] = {"methods": {}, "lr": rates, "epochs": epochs, "N": N,
                               "loss": loss, "seed": seed, "hidden": hidden}
     for method in methods:
         manual_seed(seed)
         model = nn.Sequential(nn.Linear(D, hidden), nn.Sigmoid(), nn.Linear(hidden, K),
                               nn.Softmax() if loss == "ce" else nn.Sigmoid())
-        optimizer = optim.SGD(model.parameters(), lr=lr)
+        optimizer = optim.SGD(model.parameters(), lr=rates[method])
 
         def measure() -> tuple[float, float]:
             with no_grad():
@@ -613,7 +622,7 @@ def compare_methods(X: Any, Y: Any, hidden: int = 32, epochs: int = 10, lr: floa
             return cost, float((a2.data.argmax(axis=1) == labels).mean())
 
         cost, accuracy = measure()
-        run = {"label": METHODS[method], "batch_size": sizes[method] or N,
+        run = {"label": METHODS[method], "lr": rates[method], "batch_size": sizes[method] or N,
                "updates_per_epoch": data.num_batches(N, sizes[method]),
                "cost": [cost], "accuracy": [accuracy], "seconds": [0.0]}
         elapsed = 0.0
@@ -638,16 +647,25 @@ def format_compare(result: Mapping[str, Any]) -> str:
     time, from a `compare_methods` result."""
     epochs = result["epochs"]
     shown = sorted({0, 1, min(2, epochs), epochs // 2, epochs})
-    head = (f"{'method':<34}{'batch':>6}{'updates/epoch':>14}"
+    head = (f"{'method':<34}{'batch':>6}{'lr':>7}{'updates/epoch':>14}"
             + "".join(f"{'J@' + str(e):>10}" for e in shown) + f"{'train acc':>10}{'seconds':>9}")
     lines = [f"N={result['N']} samples, loss={result['loss']}, hidden={result['hidden']}, "
-             f"the same learning rate lr={result['lr']:g} for all three, seed={result['seed']}",
-             head, "-" * len(head)]
+             f"{_rates_text(result['lr'])}, seed={result['seed']}", head, "-" * len(head)]
     for run in result["methods"].values():
-        lines.append(f"{run['label'][:33]:<34}{run['batch_size']:>6}{run['updates_per_epoch']:>14}"
+        lines.append(f"{run['label'][:33]:<34}{run['batch_size']:>6}{run['lr']:>7g}"
+                     f"{run['updates_per_epoch']:>14}"
                      + "".join(f"{run['cost'][e]:>10.4f}" for e in shown)
                      + f"{run['accuracy'][-1]:>10.3f}{run['seconds'][-1]:>9.2f}")
     return "\n".join(lines)
+
+
+def _rates_text(rates: Mapping[str, float]) -> str:
+    """'the same learning rate lr=0.5 for all three', or each method's rate."""
+    values = set(rates.values())
+    if len(values) == 1:
+        count = {1: "the one method", 2: "both", 3: "all three"}.get(len(rates), "all")
+        return f"the same learning rate lr={values.pop():g} for {count}"
+    return "learning rates " + ", ".join(f"{m} {r:g}" for m, r in rates.items())
 
 
 # --- plots (matplotlib, optional) -------------------------------------------------------------
@@ -770,6 +788,7 @@ def plot_compare(result: Mapping[str, Any], path: str | os.PathLike,
         axes.set_yscale("log")
         axes.grid(alpha=0.3, which="both")
     by_epoch.legend(fontsize=8)
-    figure.suptitle(f"GD vs SGD vs mini-batch, same network, same start, lr = {result['lr']:g}")
+    figure.suptitle(f"GD vs SGD vs mini-batch, same network, same start; "
+                    f"{_rates_text(result['lr'])}")
     figure.tight_layout()
     return _save(figure, path)
