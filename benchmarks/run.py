@@ -226,8 +226,13 @@ def correctness_guard(wl: Workload, runners: dict[str, Any],
 
 
 def bench_workload(wl: Workload, impls: list[str], repeat: int, log: Callable[[str], None],
-                   clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
-    """Times of every implementation on one workload, measured round-robin."""
+                   clock: Callable[[], float] = time.perf_counter,
+                   budget: float = 3.0) -> dict[str, Any]:
+    """Times of every implementation on one workload, measured round-robin.
+
+    At least `repeat` timed rounds after the warm-up; a workload whose round is short gets
+    more rounds (at most 4 × repeat) while they fit in `budget` seconds.
+    """
     data = prepare(wl)
     runners: dict[str, Any] = {}
     status: dict[str, str] = {}
@@ -243,15 +248,22 @@ def bench_workload(wl: Workload, impls: list[str], repeat: int, log: Callable[[s
         except Exception as error:
             status[name] = _error(error)
             log(f"ERROR {wl.key} {name}: {status[name]}")
-    for line in correctness_guard(wl, runners, status):
+    flagged = correctness_guard(wl, runners, status)
+    for line in flagged:
         log(line)
+    if not flagged and len(runners) > 1:
+        print(f"guard: {', '.join(n for n in runners if n != 'numpy')} agree with numpy "
+              f"({'held-out accuracy' if wl.kind == 'digits' else 'one-step loss' if wl.kind == 'train' else 'output'})",
+              end=" ... ", flush=True)
     try:
         runners[BOUND] = BlasBoundRunner(wl, data)
     except NotApplicable:
         pass
     times: dict[str, list[float]] = {name: [] for name in runners}
     names = list(runners)
-    for rep in range(repeat + 1):                     # round 0 is the warm-up
+    rounds, rep = repeat, 0
+    while rep <= rounds:                              # round 0 is the warm-up
+        started = time.perf_counter()
         shift = rep % len(names) if names else 0
         for name in names[shift:] + names[:shift]:
             runner = runners[name]
@@ -269,7 +281,11 @@ def bench_workload(wl: Workload, impls: list[str], repeat: int, log: Callable[[s
                 continue
             if rep > 0:
                 times[name].append(seconds)
-    return {"times": {n: t for n, t in times.items() if t}, "status": status}
+        if rep == 0:    # short workloads: more rounds (up to 4× --repeat) within the time budget
+            per_round = time.perf_counter() - started
+            rounds = max(repeat, min(4 * repeat, int(budget / max(per_round, 1e-9))))
+        rep += 1
+    return {"times": {n: t for n, t in times.items() if t}, "status": status, "rounds": rounds}
 
 
 # --- peak memory (W1, one subprocess per implementation) -----------------------------------------
@@ -428,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks " + " ".join(argv)
     print(f"{info['cpu']} | Python {info['python']} | numpy {info['numpy']} | "
           f"BLAS threads {info['blas_threads']} | load {info['load']} | {info['date']}")
-    print(f"command: {command.strip()} | {repeat} repetitions after 1 warm-up, round-robin; "
+    print(f"command: {command.strip()} | {repeat}+ repetitions after 1 warm-up, round-robin; "
           f"{args.clock} clock; median, min – max, ratio of medians to hand-written numpy")
     notes: list[str] = []
 
@@ -450,8 +466,9 @@ def main(argv: list[str] | None = None) -> int:
                 ", ".join(f"{k} {v}" for k, v in config(wl).items()))
         print(f"{wl.key} {wl.title}: {wl.describe()} ...", end=" ", flush=True)
         start = time.perf_counter()
-        results[wl.key] = bench_workload(wl, impls, repeat, log, CLOCKS[args.clock])
-        print(f"{time.perf_counter() - start:.1f} s", flush=True)
+        results[wl.key] = bench_workload(wl, impls, repeat, log, CLOCKS[args.clock],
+                                         budget=1.0 if args.quick else 3.0)
+        print(f"{results[wl.key]['rounds']} rounds, {time.perf_counter() - start:.1f} s", flush=True)
     body = rows(wls, results, impls)
     print()
     print(text_table(HEADER, body))
