@@ -95,3 +95,36 @@ def test_a_non_finite_loss_skips_the_update():
     assert np.isnan(step(X, np.full((2, 1), np.nan, np.float32)))
     for p, b in zip(model.parameters(), before):
         np.testing.assert_array_equal(p.data, b)
+
+
+@pytest.mark.parametrize("batch_size", [None, 1, 5])
+@pytest.mark.parametrize("case", ["ce-indices", "mse"])
+def test_fit_with_replay_equals_fit_without_it(batch_size, case):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((23, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 23)
+    Y, loss, output = ((y, nn.CrossEntropyLoss(), "softmax") if case == "ce-indices"
+                       else (np.eye(3, dtype=np.float32)[y], nn.MSELoss(), "sigmoid"))
+    runs = []
+    for replay in (False, None):
+        model = _blog_network(4, 6, 3, output, seed=1)
+        tm.manual_seed(7)
+        history = tm.fit(model, X, Y, loss, optim.SGD(model.parameters(), lr=0.3, momentum=0.5),
+                         epochs=3, batch_size=batch_size, progress=False, replay=replay)
+        runs.append((history.history, [p.data.copy() for p in model.parameters()]))
+    (eager_history, eager_weights), (history, weights) = runs
+    assert history["loss"] == eager_history["loss"]
+    assert history["accuracy"] == eager_history["accuracy"]
+    for w, e in zip(weights, eager_weights):
+        np.testing.assert_array_equal(w, e)
+
+
+def test_fit_with_replay_still_refuses_a_label_out_of_range_before_training():
+    X = np.ones((4, 4), np.float32)
+    model = _blog_network(4, 6, 3, "softmax")
+    before = model.state_dict()
+    with pytest.raises(ValueError, match="3"):
+        tm.fit(model, X, np.array([0, 1, 2, 3]), nn.CrossEntropyLoss(),
+               optim.SGD(model.parameters(), lr=0.1), epochs=1, progress=False)
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])

@@ -3,8 +3,8 @@
 Per-sample SGD on a small network spends most of its time in Python: it builds the same
 five-node graph, topological order and module calls again for every sample. A `TrainStep` runs
 its first step eagerly while the engine records every Function call on a tape (class, inputs,
-options, output). Later steps with the same shapes copy the batch into the recorded input
-buffers and call the recorded Functions' `forward` and `backward` directly: the same numpy
+options, output). Later steps with the same shapes put the batch in place of the recorded
+inputs and call the recorded Functions' `forward` and `backward` directly: the same numpy
 code as the eager engine, in the same order, so the results are the same, without rebuilding
 Tensors, modules or the topological order.
 
@@ -35,8 +35,9 @@ class _Program:
     `a2=`) is overwritten in place instead, so that everything that captured it sees the new values.
     """
 
-    def __init__(self, tape: list, loss: Tensor, X: np.ndarray, Y: np.ndarray) -> None:
-        self.tape, self.loss = tape, loss
+    def __init__(self, tape: list, output: Tensor, loss: Tensor, X: np.ndarray, Y: np.ndarray
+                 ) -> None:
+        self.tape, self.output, self.loss = tape, output, loss
         self.order = _topological_order(loss)
         self.unchecked = CHECKED_REPLAYS
         tensors = {id(t): t for _, parents, _, result in tape for t in (*parents, result)}
@@ -68,7 +69,8 @@ class TrainStep:
     but replays a recorded tape for batch shapes it has seen (at most `max_programs` of them:
     a full batch and the last short one, typically). A non-finite loss skips backward and the
     update, so the weights stay those of the last finite step; the value is returned as is.
-    `replay=False` always runs eagerly.
+    `replay=False` always runs eagerly. After each call `output` holds the model's prediction
+    for the batch (an array, valid until the next call).
     """
 
     def __init__(self, model: Callable[[Any], Tensor], loss: Callable[[Tensor, Any], Tensor],
@@ -76,6 +78,7 @@ class TrainStep:
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.replay, self.max_programs = replay, max_programs
         self._programs: dict[tuple, _Program] = {}
+        self.output: np.ndarray | None = None
 
     def __call__(self, X: np.ndarray, Y: np.ndarray) -> float:
         if not self.replay:
@@ -89,7 +92,9 @@ class TrainStep:
         return self._record(key, X, Y)
 
     def _eager(self, X: np.ndarray, Y: np.ndarray) -> float:
-        J = self.loss(self.model(X), Y)
+        output = self.model(X)
+        self.output = output.data
+        J = self.loss(output, Y)
         return self._finish(J, lambda: J.backward())
 
     def _finish(self, J: Tensor, backward: Callable[[], None]) -> float:
@@ -105,11 +110,13 @@ class TrainStep:
         tape: list = []
         _config["tape"] = tape
         try:
-            J = self.loss(self.model(X_buffer), Y_buffer)
+            output = self.model(X_buffer)
+            J = self.loss(output, Y_buffer)
         finally:
             _config["tape"] = None
+        self.output = output.data
         if J.requires_grad and _reads(tape, X_buffer) and _reads(tape, Y_buffer):
-            self._programs[key] = _Program(tape, J, X_buffer, Y_buffer)
+            self._programs[key] = _Program(tape, output, J, X_buffer, Y_buffer)
         else:                   # the batch was converted in Python: this step can't be replayed
             self.replay = False
         return self._finish(J, lambda: J.backward())
@@ -125,6 +132,7 @@ class TrainStep:
                 ctx.parents = parents
                 result._ctx = ctx
         J = program.loss
+        self.output = program.output.data
         if program.unchecked:
             program.unchecked -= 1
             if not _same(J.item(), self.loss(self.model(X), Y).item(), J.dtype):

@@ -22,7 +22,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from tinygrad_mlp.data import batches, num_batches, split_validation
+from tinygrad_mlp.data import batches, num_batches, one_hot, split_validation
+from tinygrad_mlp.nn import CrossEntropyLoss, Module
+from tinygrad_mlp.replay import TrainStep
 from tinygrad_mlp.tensor import Tensor, get_default_dtype, no_grad
 
 __all__ = ["fit", "evaluate", "predict", "History", "Callback", "EarlyStopping"]
@@ -227,6 +229,29 @@ def _labels(Y: np.ndarray) -> np.ndarray | None:
     return None
 
 
+def _loss_targets(model: Any, loss: Any, X: np.ndarray, Y: np.ndarray,
+                  labels: np.ndarray | None) -> np.ndarray:
+    """Y as the loss will see it: class indices become one-hot rows for CrossEntropyLoss, so the
+    step's graph reads them directly (and can be replayed); anything else is Y itself."""
+    if not (isinstance(loss, CrossEntropyLoss) and labels is Y):
+        return Y
+    with no_grad():
+        K = np.shape(model(X[:1]))[-1]
+    try:
+        return one_hot(Y, K, dtype=X.dtype)
+    except ValueError as error:
+        raise ValueError(f"Y does not fit the model's {K} outputs: {error}") from None
+
+
+def _modules(model: Any) -> list[Any]:
+    return list(model.modules()) if isinstance(model, Module) else [model]
+
+
+def _builtin(obj: Any) -> bool:
+    """Is `obj` one of tinygrad_mlp's own modules or losses (no data-dependent Python inside)?"""
+    return type(obj).__module__.startswith("tinygrad_mlp.nn")
+
+
 def _check_count(name: str, value: Any, low: int) -> int:
     if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
             or value < low):
@@ -340,7 +365,8 @@ def _training_and_validation(model: Any, X: Any, Y: Any, batch_size: Any,
 def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
         batch_size: int | None = None, shuffle: bool = True,
         validation_data: tuple[Any, Any] | None = None, validation_split: float = 0.0,
-        callbacks: list[Callback] | None = None, progress: bool | str = True) -> History:
+        callbacks: list[Callback] | None = None, progress: bool | str = True,
+        replay: bool | None = None) -> History:
     """Train `model` on X (N, ...) and Y (N, ...) for `epochs` passes; returns a `History`.
 
     - `batch_size`: None full-batch gradient descent (the rows in their order), 1 per-sample
@@ -357,6 +383,14 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
     - Progress: a tqdm bar per epoch when stdout is a terminal, else one line per epoch
       (`epoch 3/20 - loss 0.1234 - accuracy 0.9650 - 0.82s`); `progress=False` prints
       nothing; "bar" or "lines" force one of the two.
+
+    - `replay`: each step runs through a `replay.TrainStep`, which records the step's graph
+      once per batch shape and replays it (the same Functions, the same results, much less
+      Python per step). None (the default) replays when the model and the loss are built from
+      tinygrad_mlp's own modules, whose graphs never depend on the data's values; True vouches
+      for a custom model; False always builds the graph anew. When replaying with
+      CrossEntropyLoss, class-index Y are turned into one-hot rows once, up front (K read from
+      the model's output for the first row), so the step's graph reads them directly.
 
     Every argument is checked before any weight changes (ValueError: NaN/inf in X or Y, no
     rows, X and Y of different lengths, batch_size not a positive int, negative epochs, a bad
@@ -394,7 +428,10 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
     if hasattr(model, "train"):
         model.train()
 
-    forward, zero_grad, step_weights = model, optimizer.zero_grad, optimizer.step
+    if replay is None:
+        replay = all(_builtin(module) for module in _modules(model)) and _builtin(loss)
+    Y_loss = _loss_targets(model, loss, X, Y, labels) if replay else Y
+    train_step = TrainStep(model, loss, optimizer, replay=bool(replay))
     isfinite = math.isfinite
     with np.errstate(all="ignore"):
         for callback in callbacks:
@@ -411,23 +448,19 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
                 next_report = bar.stride
                 track_accuracy = None
                 for batch, index in enumerate(batches(N, batch_size, shuffle)):
-                    Xb, Yb = X[index], Y[index]
-                    pred = forward(Tensor(Xb))
-                    J = loss(pred, Yb)
-                    value = J.item()
-                    if not isfinite(value):
+                    Xb = X[index]
+                    value = train_step(Xb, Y_loss[index])  # zero_grad, forward, backward, step
+                    if not isfinite(value):                # (the step skipped the update)
                         _diverged(f"at epoch {epoch + 1}/{epochs}, batch {batch + 1}/{steps}: "
                                   f"the loss became {value}; that update was skipped", epoch,
                                   params, snapshot, history)
                     n = len(Xb)
+                    output = train_step.output
                     if track_accuracy is None:
-                        track_accuracy = (labels is not None and pred.data.ndim == 2
-                                          and pred.data.shape[1] > 1)
+                        track_accuracy = (labels is not None and output.ndim == 2
+                                          and output.shape[1] > 1)
                     if track_accuracy:
-                        predicted[index] = pred.data.argmax(1)   # compared once, at epoch end
-                    zero_grad()
-                    J.backward()
-                    step_weights()
+                        predicted[index] = output.argmax(1)   # compared once, at epoch end
                     total += value * n
                     if batch_callbacks:
                         for callback in batch_callbacks:
@@ -435,7 +468,6 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
                     if batch + 1 >= next_report:
                         bar.update(batch + 1, total / min((batch + 1) * size, N))
                         next_report += bar.stride
-                del pred, J
                 if not all(np.isfinite(p.data).all() for p in params):
                     _diverged(f"during epoch {epoch + 1}/{epochs}: the weights became "
                               f"non-finite although every batch loss was finite", epoch, params,
