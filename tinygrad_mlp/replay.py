@@ -17,6 +17,7 @@ the same batch; any difference switches the TrainStep to eager for good.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -53,10 +54,14 @@ class _Program:
                     seen_elsewhere.update((id(value), id(value.base)))
 
         def slot(array: np.ndarray) -> tuple[np.ndarray, list[Tensor], bool]:
-            return array, holders.get(id(array), []), id(array) in seen_elsewhere
+            shared = id(array) in seen_elsewhere and array.flags.writeable
+            return array, holders.get(id(array), []), shared
 
         self.X, self.Y = slot(X), slot(Y)
-        self.outputs = [slot(result.data) for _, _, _, result in tape]
+        self.steps = [(cls, parents, options, result, tuple([p.requires_grad for p in parents]),
+                       slot(result.data)) for cls, parents, options, result in tape]
+        self.seed = np.ones_like(loss.data)      # dJ/dJ, read-only: shared by every replay
+        self.seed.flags.writeable = False
 
 
 class TrainStep:
@@ -83,7 +88,7 @@ class TrainStep:
     def __call__(self, X: np.ndarray, Y: np.ndarray) -> float:
         if not self.replay:
             return self._eager(X, Y)
-        key = (X.shape, X.dtype.str, Y.shape, Y.dtype.str)
+        key = (X.shape, X.dtype, Y.shape, Y.dtype)
         program = self._programs.get(key)
         if program is not None:
             return self._replay(program, X, Y)
@@ -99,7 +104,7 @@ class TrainStep:
 
     def _finish(self, J: Tensor, backward: Callable[[], None]) -> float:
         value = J.item()
-        if np.isfinite(value):
+        if math.isfinite(value):
             self.optimizer.zero_grad()
             backward()
             self.optimizer.step()
@@ -124,10 +129,17 @@ class TrainStep:
     def _replay(self, program: _Program, X: np.ndarray, Y: np.ndarray) -> float:
         _renew(program.X, X)
         _renew(program.Y, Y)
-        for (cls, parents, options, result), output in zip(program.tape, program.outputs):
+        for cls, parents, options, result, needs, (array, holders, shared) in program.steps:
             ctx = cls()
-            ctx.needs_input_grad = tuple([p.requires_grad for p in parents])
-            _renew(output, cls.forward(ctx, *[p.data for p in parents], **options))
+            ctx.needs_input_grad = needs
+            out = cls.forward(ctx, *[p.data for p in parents], **options)
+            if shared:                      # (what _renew does, inlined: this is the hot loop)
+                np.copyto(array, out)
+            else:
+                if type(out) is not np.ndarray:
+                    out = np.asarray(out)
+                for tensor in holders:
+                    tensor.data = out
             if result.requires_grad:
                 ctx.parents = parents
                 result._ctx = ctx
@@ -139,14 +151,13 @@ class TrainStep:
                 self.replay = False
                 self._programs.clear()
                 return self._eager(X, Y)
-        return self._finish(J, lambda: _backpropagate(program.order, J, np.ones_like(J.data),
-                                                        False))
+        return self._finish(J, lambda: _backpropagate(program.order, J, program.seed, False))
 
 
 def _renew(slot: tuple[np.ndarray, list[Tensor], bool], new: Any) -> None:
     """Give a recorded array its new values: re-point its holders, or overwrite it if shared."""
     array, holders, shared = slot
-    if shared and array.flags.writeable:
+    if shared:
         np.copyto(array, new)
         return
     if type(new) is not np.ndarray:

@@ -409,7 +409,7 @@ def _backpropagate(order: list[Tensor], root: Tensor, grad: np.ndarray, retain_g
             continue
         if ctx is None or node._retain_grad:   # a leaf, or a node that asked to keep its grad
             if node.grad is None:
-                if id(node_grad) in handed_out or not node_grad.flags.owndata:
+                if id(node_grad) in handed_out or node_grad.base is not None:
                     node_grad = node_grad.copy()
                 node.grad = node_grad
             else:
