@@ -179,3 +179,17 @@ def test_plot_writes_the_training_curves(tmp_path, capsys):
     path = tmp_path / "curves.png"
     assert main(["train", "--quiet", "--epochs", "2", "--plot", str(path)]) == 0
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_reader_that_stops_early_is_not_an_error(monkeypatch, capsys):
+    """`tinygrad-mlp explain | head -1`: a closed pipe ends the command quietly, exit 0."""
+    import io
+    import sys
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["explain"]) == 0
+    assert "Broken pipe" not in capsys.readouterr().err

@@ -410,10 +410,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:            # `tinygrad-mlp explain | head`: the reader left, not an error
+        _silence_stdout()
+        return 0
     except (CliError, OSError, ValueError, TypeError, ArithmeticError, ImportError) as error:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
         return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull, so Python's final flush into the closed pipe stays quiet."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":
