@@ -11,7 +11,7 @@ Tensors, modules or the topological order.
 Replay is only sound when the step's Python code does not depend on the data's values. Two
 guards keep it honest: the recorded tape must read the batch from the input buffers (if a
 module or loss converted the batch in Python, e.g. class indices into one-hot rows, the step
-stays eager), and the first replays of each tape are compared with an eager forward pass on
+stays eager), and the first replay of each tape is compared with an eager forward pass on
 the same batch; any difference switches the TrainStep to eager for good.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from tinygrad_mlp.tensor import Tensor, _backpropagate, _config, _topological_order
 
-CHECKED_REPLAYS = 3   # replays of each tape compared with an eager forward before it is trusted
+CHECKED_REPLAYS = 1   # replays of each tape compared with an eager forward before it is trusted
 
 
 class _Program:
