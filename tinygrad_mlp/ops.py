@@ -17,20 +17,18 @@ from tinygrad_mlp.tensor import Function
 # --- elementwise arithmetic ------------------------------------------------------------------
 
 
-def _check_broadcast(op: str, a: np.ndarray, b: np.ndarray) -> None:
-    if a.shape != b.shape:
-        try:
-            np.broadcast_shapes(a.shape, b.shape)
-        except ValueError:
-            raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together"
-                             ) from None
+def _broadcast_error(op: str, a: np.ndarray, b: np.ndarray) -> ValueError:
+    """numpy's own message names neither the op nor the shapes."""
+    return ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together")
 
 
 class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
-        _check_broadcast("add", a, b)
-        return a + b
+        try:
+            return a + b
+        except ValueError:
+            raise _broadcast_error("add", a, b) from None
 
     @staticmethod
     def backward(ctx, grad):
@@ -40,8 +38,10 @@ class Add(Function):
 class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
-        _check_broadcast("sub", a, b)
-        return a - b
+        try:
+            return a - b
+        except ValueError:
+            raise _broadcast_error("sub", a, b) from None
 
     @staticmethod
     def backward(ctx, grad):
@@ -51,9 +51,11 @@ class Sub(Function):
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        _check_broadcast("mul", a, b)
         ctx.a, ctx.b = a, b
-        return a * b
+        try:
+            return a * b
+        except ValueError:
+            raise _broadcast_error("mul", a, b) from None
 
     @staticmethod
     def backward(ctx, grad):
@@ -66,9 +68,11 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _check_broadcast("div", a, b)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = a / b
+            try:
+                out = a / b
+            except ValueError:
+                raise _broadcast_error("div", a, b) from None
         ctx.b, ctx.out = b, out
         return out
 
@@ -95,9 +99,11 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _check_broadcast("pow", a, b)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            out = a ** b
+            try:
+                out = a ** b
+            except ValueError:
+                raise _broadcast_error("pow", a, b) from None
         ctx.a, ctx.b, ctx.out = a, b, out
         return out
 

@@ -262,6 +262,8 @@ class Tensor:
         dtype, so a float64 numpy constant never upcasts a float32 graph."""
         if isinstance(other, Tensor):
             return other
+        if type(other) is float or type(other) is int:    # the common case, made cheap
+            return _wrap(np.array(other, dtype=self.data.dtype))
         return Tensor(other, dtype=self.data.dtype)
 
     def __add__(self, other: Any) -> Tensor:
