@@ -435,11 +435,9 @@ def main(argv: list[str] | None = None) -> int:
     impls = select_impls(args.impl)
     missing = [name for name in impls if runner_class(name) is None]
     impls = [name for name in impls if name not in missing]
-    try:
+    if "torch" in impls:
         import torch
         torch.set_num_threads(args.threads)
-    except ImportError:
-        pass
     info = machine()
     command = "python -m benchmarks " + " ".join(argv)
     print(f"{info['cpu']} | Python {info['python']} | numpy {info['numpy']} | "
