@@ -72,7 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS threads (set before numpy is imported; default 1)")
     parser.add_argument("--repeat", type=int, default=None,
-                        help="timed repetitions per implementation (default 5, quick 2)")
+                        help="minimum timed rounds per workload (default 5, quick 2); short "
+                             "workloads get up to 4x that within a few seconds")
     parser.add_argument("--only", default="", help="workloads to run, e.g. W1,W3 (default all)")
     parser.add_argument("--impl", default="",
                         help="implementations, e.g. numpy,tinygrad,torch (default all; "
