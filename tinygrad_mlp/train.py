@@ -187,9 +187,16 @@ def _as_rows(name: str, data: Any) -> np.ndarray:
     return array
 
 
-def _check_finite(name: str, array: np.ndarray, when: str = "") -> None:
+def _check_finite(name: str, array: np.ndarray, original: np.ndarray) -> None:
+    """`array` (`original` cast to the model's dtype) holds no NaN or inf, else a ValueError
+    naming the first one, in the data as given, or saying that the cast overflowed."""
     if array.dtype.kind != "f" or np.isfinite(array).all():
         return
+    when = ""
+    if original is not array and (original.dtype.kind != "f" or np.isfinite(original).all()):
+        when = f" after casting to the model's {array.dtype}"
+    else:
+        array = original
     bad = ~np.isfinite(array)
     first = tuple(int(i) for i in np.argwhere(bad)[0])
     raise ValueError(f"{name} contains {int(bad.sum())} non-finite values (NaN or inf){when}; "
@@ -208,15 +215,12 @@ def _prepare(X: Any, Y: Any, dtype: np.dtype, what: str = "training"
     if len(X) != len(Y):
         raise ValueError(f"{names[0]} has {len(X)} samples but {names[1]} has {len(Y)} "
                          f"(shapes {X.shape} and {Y.shape}); they need one row per sample")
-    _check_finite(names[0], X)
-    _check_finite(names[1], Y)
-    with np.errstate(over="ignore"):      # a value too large for `dtype` is reported below
-        X = X.astype(dtype, copy=False)
-        if not (Y.ndim == 1 and Y.dtype.kind in "iu"):
-            Y = Y.astype(dtype, copy=False)
-    _check_finite(names[0], X, f" after casting to the model's {dtype}")
-    _check_finite(names[1], Y, f" after casting to the model's {dtype}")
-    return X, Y
+    with np.errstate(over="ignore", invalid="ignore"):   # overflow is reported below
+        X_cast = X.astype(dtype, copy=False)
+        Y_cast = Y if Y.ndim == 1 and Y.dtype.kind in "iu" else Y.astype(dtype, copy=False)
+    _check_finite(names[0], X_cast, X)
+    _check_finite(names[1], Y_cast, Y)
+    return X_cast, Y_cast
 
 
 def _labels(Y: np.ndarray) -> np.ndarray | None:
