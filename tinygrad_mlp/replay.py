@@ -39,7 +39,7 @@ class _Program:
     def __init__(self, tape: list, output: Tensor, loss: Tensor, X: np.ndarray, Y: np.ndarray
                  ) -> None:
         self.tape, self.output, self.loss = tape, output, loss
-        self.order = _topological_order(loss)
+        self.order = [node for node in _topological_order(loss) if node._ctx is not None]
         self.unchecked = CHECKED_REPLAYS
         tensors = {id(t): t for _, parents, _, result in tape for t in (*parents, result)}
         holders: dict[int, list[Tensor]] = {}

@@ -398,27 +398,23 @@ def _backpropagate(order: list[Tensor], root: Tensor, grad: np.ndarray, retain_g
 
     Each node's gradient is complete when it is reached (all its consumers come later in
     `order`), so its Function's backward runs exactly once; gradients of a node used several
-    times add up, out of place, so no array is ever shared and then mutated.
+    times add up, out of place, so no array is ever shared and then mutated. A leaf keeps each
+    gradient the moment it arrives.
     """
+    kept = {id(grad)}          # arrays some .grad (or the caller) holds: copy before keeping again
+    if root._ctx is None:
+        _keep(root, grad, kept)
+        return
     grads = {root: grad}
-    handed_out = {id(grad)}   # arrays already stored somewhere: copy before storing again
     for node in reversed(order):
         node_grad = grads.pop(node, None)
         ctx = node._ctx
-        if node_grad is None:   # every backward on the way returned None: nothing flows here
+        if node_grad is None:   # a leaf, or every backward on the way returned None
             if ctx is not None and not retain_graph:
                 ctx.__dict__.clear()
             continue
-        if ctx is None or node._retain_grad:   # a leaf, or a node that asked to keep its grad
-            if node.grad is None:
-                if id(node_grad) in handed_out or node_grad.base is not None:
-                    node_grad = node_grad.copy()
-                node.grad = node_grad
-            else:
-                node.grad = node.grad + node_grad
-            handed_out.add(id(node_grad))
-            if ctx is None:
-                continue
+        if node._retain_grad:
+            _keep(node, node_grad, kept)
         parents = ctx.parents
         if parents is None:
             raise RuntimeError(f"backward through a graph that was already freed (at "
@@ -437,9 +433,23 @@ def _backpropagate(order: list[Tensor], root: Tensor, grad: np.ndarray, retain_g
             if (type(parent_grad) is not np.ndarray or parent_grad.shape != data.shape
                     or parent_grad.dtype != data.dtype):
                 parent_grad = _sum_to_shape(parent_grad, data, ctx)
-            grads[parent] = parent_grad if parent not in grads else grads[parent] + parent_grad
+            if parent._ctx is None:
+                _keep(parent, parent_grad, kept)
+            else:
+                grads[parent] = parent_grad if parent not in grads else grads[parent] + parent_grad
         if not retain_graph:
             ctx.__dict__.clear()   # drops parents and saved arrays; ctx.parents reads None now
+
+
+def _keep(node: Tensor, grad: np.ndarray, kept: set[int]) -> None:
+    """Add `grad` into `node.grad`, never storing an array that is stored elsewhere or a view."""
+    if node.grad is not None:
+        node.grad = node.grad + grad
+        return
+    if id(grad) in kept or grad.base is not None:
+        grad = grad.copy()
+    node.grad = grad
+    kept.add(id(grad))
 
 
 def _wrap(data: Any) -> Tensor:
