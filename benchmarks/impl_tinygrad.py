@@ -1,4 +1,5 @@
-"""tinygrad_mlp through its public API, twice: `tm.fit(...)` and an explicit training loop.
+"""tinygrad_mlp through its public API, three ways: `tm.fit(...)`, an explicit training loop,
+and the same loop through `tm.TrainStep` (which records the step once and replays it).
 
 The model is the blog's network as a user writes it, with the blog's one-hot targets Y (N, K):
     model = nn.Sequential(nn.Linear(D, M), nn.Sigmoid(), nn.Linear(M, K), nn.Softmax())
@@ -113,3 +114,19 @@ class TinygradRunner(Runner):
 
 class TinygradFitRunner(TinygradRunner):
     use_fit = True
+
+
+class TinygradStepRunner(TinygradRunner):
+    """The explicit loop with `step = tm.TrainStep(model, loss, optimizer)`: `step(X_b, Y_b)`."""
+
+    def __init__(self, wl, data):
+        if wl.kind not in ("train",):
+            raise NotApplicable
+        super().__init__(wl, data)
+        self.step = tm.TrainStep(self.model, self.loss_fn, self.optimizer)
+
+    def train(self, batches, lr):
+        X, Y, step = self.data["X"], self.data["Y"], self.step
+        for idx in batches:
+            J = step(X[idx], Y[idx])
+        return J

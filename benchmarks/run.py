@@ -53,13 +53,14 @@ IMPLEMENTATIONS = {
     "numpy": ("benchmarks.impl_numpy", "NumpyRunner", "numpy"),
     "tinygrad_fit": ("benchmarks.impl_tinygrad", "TinygradFitRunner", "tinygrad_mlp"),
     "tinygrad_loop": ("benchmarks.impl_tinygrad", "TinygradRunner", "tinygrad_mlp"),
+    "tinygrad_step": ("benchmarks.impl_tinygrad", "TinygradStepRunner", "tinygrad_mlp"),
     "torch": ("benchmarks.impl_frameworks", "TorchRunner", "torch"),
     "mygrad": ("benchmarks.impl_frameworks", "MygradRunner", "mygrad"),
     "autograd": ("benchmarks.impl_frameworks", "AutogradRunner", "autograd"),
     "sklearn": ("benchmarks.impl_frameworks", "SklearnRunner", "sklearn"),
 }
 BOUND = "BLAS bound"   # the matrix products alone, timed round-robin with the implementations
-ALIASES = {"tinygrad": ("tinygrad_fit", "tinygrad_loop"), "pytorch": ("torch",),
+ALIASES = {"tinygrad": ("tinygrad_fit", "tinygrad_loop", "tinygrad_step"), "pytorch": ("torch",),
            "scikit-learn": ("sklearn",)}
 
 
