@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import tinygrad_mlp as tm
@@ -229,6 +229,7 @@ def test_validation_split_is_random_stratified_never_the_last_rows():
 # --- standardize -----------------------------------------------------------------------------
 
 @given(N=st.integers(2, 40), D=st.integers(1, 6), seed=st.integers(0, 1000))
+@example(N=2, D=5, seed=443)
 def test_standardize_gives_zero_mean_unit_std_and_leaves_constant_columns_unscaled(N, D, seed):
     rng = np.random.default_rng(seed)
     X = (rng.standard_normal((N, D)) * rng.uniform(0.1, 50, D) + rng.uniform(-9, 9, D))
@@ -236,9 +237,15 @@ def test_standardize_gives_zero_mean_unit_std_and_leaves_constant_columns_unscal
     X = X.astype(np.float32)
     Xs, mean, std = standardize(X)
     assert Xs.dtype == mean.dtype == std.dtype == np.float32
-    np.testing.assert_allclose(Xs.mean(axis=0, dtype=np.float64), 0, atol=1e-5)
+    # float32 rounds the mean itself by up to eps·|mean|, which shifts Xs by that over std: a
+    # column whose spread is small next to its mean (found by hypothesis: N=2, seed=443, values
+    # 35.750 and 35.797) is centred only to that precision.
+    conditioning = np.abs(mean.astype(np.float64)) / std + 1
+    precision = 4 * np.finfo(np.float32).eps * conditioning
+    assert np.all(np.abs(Xs.mean(axis=0, dtype=np.float64)) <= precision)
     assert std[0] == 1 and np.all(Xs[:, 0] == 0)
-    np.testing.assert_allclose(Xs[:, 1:].std(axis=0, dtype=np.float64), 1, rtol=1e-4)
+    np.testing.assert_allclose(Xs[:, 1:].std(axis=0, dtype=np.float64), 1,
+                               rtol=max([1e-4, *precision[1:]]))
     again, mean2, std2 = standardize(X[:3], mean, std)
     np.testing.assert_array_equal(again, Xs[:3])
 
