@@ -36,10 +36,10 @@ class _Program:
     `a2=`) is overwritten in place instead, so that everything that captured it sees the new values.
     """
 
-    def __init__(self, tape: list, output: Tensor, loss: Tensor, X: np.ndarray, Y: np.ndarray
-                 ) -> None:
+    def __init__(self, tape: list, output: Tensor, loss: Tensor, X: np.ndarray, Y: np.ndarray,
+                 order: list[Tensor]) -> None:
         self.tape, self.output, self.loss = tape, output, loss
-        self.order = [node for node in _topological_order(loss) if node._ctx is not None]
+        self.order = [node for node in order if node._ctx is not None]   # the op nodes
         self.unchecked = CHECKED_REPLAYS
         tensors = {id(t): t for _, parents, _, result in tape for t in (*parents, result)}
         holders: dict[int, list[Tensor]] = {}
@@ -58,8 +58,14 @@ class _Program:
             return array, holders.get(id(array), []), shared
 
         self.X, self.Y = slot(X), slot(Y)
-        self.steps = [(cls, parents, options, result, tuple([p.requires_grad for p in parents]),
-                       slot(result.data)) for cls, parents, options, result in tape]
+        self.steps = []            # (Function, its ctx, inputs, options, output's slot) per op
+        for cls, parents, options, result in tape:
+            ctx = cls()            # one ctx per op, reused by every replay: forward refills it
+            ctx.needs_input_grad = tuple([p.requires_grad for p in parents])
+            if result.requires_grad:
+                ctx.parents = parents
+                result._ctx = ctx
+            self.steps.append((cls, ctx, parents, options, slot(result.data)))
         self.seed = np.ones_like(loss.data)      # dJ/dJ, read-only: shared by every replay
         self.seed.flags.writeable = False
 
@@ -120,18 +126,19 @@ class TrainStep:
         finally:
             _config["tape"] = None
         self.output = output.data
-        if J.requires_grad and _reads(tape, X_buffer) and _reads(tape, Y_buffer):
-            self._programs[key] = _Program(tape, output, J, X_buffer, Y_buffer)
+        replayable = J.requires_grad and _reads(tape, X_buffer) and _reads(tape, Y_buffer)
+        order = _topological_order(J) if replayable else []
+        value = self._finish(J, lambda: J.backward())
+        if replayable:          # (built after the eager backward, which frees the graph's ctxs)
+            self._programs[key] = _Program(tape, output, J, X_buffer, Y_buffer, order)
         else:                   # the batch was converted in Python: this step can't be replayed
             self.replay = False
-        return self._finish(J, lambda: J.backward())
+        return value
 
     def _replay(self, program: _Program, X: np.ndarray, Y: np.ndarray) -> float:
         _renew(program.X, X)
         _renew(program.Y, Y)
-        for cls, parents, options, result, needs, (array, holders, shared) in program.steps:
-            ctx = cls()
-            ctx.needs_input_grad = needs
+        for cls, ctx, parents, options, (array, holders, shared) in program.steps:
             out = cls.forward(ctx, *[p.data for p in parents], **options)
             if shared:                      # (what _renew does, inlined: this is the hot loop)
                 np.copyto(array, out)
@@ -140,9 +147,6 @@ class TrainStep:
                     out = np.asarray(out)
                 for tensor in holders:
                     tensor.data = out
-            if result.requires_grad:
-                ctx.parents = parents
-                result._ctx = ctx
         J = program.loss
         self.output = program.output.data
         if program.unchecked:
@@ -151,7 +155,7 @@ class TrainStep:
                 self.replay = False
                 self._programs.clear()
                 return self._eager(X, Y)
-        return self._finish(J, lambda: _backpropagate(program.order, J, program.seed, False))
+        return self._finish(J, lambda: _backpropagate(program.order, J, program.seed, True))
 
 
 def _renew(slot: tuple[np.ndarray, list[Tensor], bool], new: Any) -> None:
