@@ -12,7 +12,9 @@ Replay is only sound when the step's Python code does not depend on the data's v
 guards keep it honest: the recorded tape must read the batch from the input buffers (if a
 module or loss converted the batch in Python, e.g. class indices into one-hot rows, the step
 stays eager), and the first replay of each tape is compared with an eager forward pass on
-the same batch; any difference switches the TrainStep to eager for good.
+the same batch; any difference switches the TrainStep to eager for good. Each recorded op keeps
+one ctx that every replay's forward refills, so a Function used under replay must set, in
+forward, every ctx attribute its backward reads (all built-in Functions do).
 """
 
 from __future__ import annotations
