@@ -9,7 +9,7 @@ PyTorch's, so results can be compared one to one.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -57,6 +57,16 @@ class Optimizer:
         self.lr = lr
         self._work: list[np.ndarray | None] = [None] * len(params)      # scratch arrays, reused
         self._decayed: list[np.ndarray | None] = [None] * len(params)
+
+    def _gradients(self, weight_decay: float) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(index, W, ∂J/∂W + weight_decay·W) for each parameter that has a gradient."""
+        for index, param in enumerate(self.params):
+            grad = param.grad
+            if grad is None:
+                continue
+            if weight_decay:
+                grad = self._decay(index, param.data, grad, weight_decay)
+            yield index, param.data, grad
 
     def _decay(self, index: int, W: np.ndarray, grad: np.ndarray, weight_decay: float
                ) -> np.ndarray:
@@ -154,13 +164,7 @@ class SGD(Optimizer):
         if not (momentum or weight_decay):
             self._plain_step(lr)
             return
-        for index, param in enumerate(self.params):
-            grad = param.grad
-            if grad is None:
-                continue
-            W = param.data
-            if weight_decay:
-                grad = self._decay(index, W, grad, weight_decay)
+        for index, W, grad in self._gradients(weight_decay):
             if momentum:
                 buf = self._buffers[index]
                 if buf is None:
@@ -218,13 +222,7 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         lr, (beta1, beta2), eps, weight_decay = self._lr, self.betas, self.eps, self.weight_decay
-        for index, param in enumerate(self.params):
-            grad = param.grad
-            if grad is None:
-                continue
-            W = param.data
-            if weight_decay:
-                grad = self._decay(index, W, grad, weight_decay)
+        for index, W, grad in self._gradients(weight_decay):
             m, v = self._m[index], self._v[index]
             if m is None or m.shape != W.shape:
                 m = self._m[index] = np.zeros_like(W)
