@@ -147,7 +147,7 @@ class Log(Function):
 
 @functools.lru_cache(maxsize=None)
 def _exp_limit(dtype: np.dtype) -> float:
-    """The most negative x for which e^-x still fits in `dtype` (−88 for float32, −709 for float64)."""
+    """The most negative x whose e^-x still fits in `dtype` (−88 float32, −709 float64)."""
     return -float(np.floor(np.log(np.finfo(dtype).max)))
 
 
@@ -225,7 +225,7 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
-    """x − log Σ exp(x) along `axis`, via the shifted log-sum-exp: finite for any finite logits."""
+    """x − log Σ exp(x) along `axis` (the shifted log-sum-exp): finite for any finite logits."""
 
     @staticmethod
     def forward(ctx, x, axis=-1):

@@ -73,7 +73,7 @@ class _Program:
 
 
 class TrainStep:
-    """`step(X, Y) -> loss value`: zero_grad, forward, loss, backward and optimizer step in one call.
+    """`step(X, Y) -> loss value`: zero_grad, forward, loss, backward and the update in one call.
 
     Equivalent to the eager loop
 

@@ -86,7 +86,8 @@ def as_array(data: Any, dtype: Any = None) -> np.ndarray:
     try:
         array = np.asarray(data)
     except ValueError as error:  # ragged nested lists
-        raise TypeError(f"Tensor data must be a rectangular array of real numbers: {error}") from None
+        raise TypeError(f"Tensor data must be a rectangular array of real numbers: {error}"
+                        ) from None
     if array.dtype.kind not in "biuf":
         raise TypeError(f"Tensor data must be real numbers; got dtype {array.dtype} "
                         f"(strings, objects, complex numbers and ragged lists are not supported)")
@@ -160,7 +161,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "name", "_ctx", "_retain_grad", "__weakref__")
-    __array_ufunc__ = None   # numpy defers to our reflected operators: np.float64(2) * t is a Tensor
+    __array_ufunc__ = None   # numpy defers to our reflected operators: np.float64(2)*t is a Tensor
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None,
                  name: str | None = None) -> None:
@@ -181,8 +182,8 @@ class Tensor:
         graph is freed afterwards unless `retain_graph=True`.
         """
         if not self.requires_grad:
-            raise RuntimeError("backward() on a tensor that does not require grad and has no graph; "
-                               "create the leaves with requires_grad=True")
+            raise RuntimeError("backward() on a tensor that does not require grad and has no "
+                               "graph; create the leaves with requires_grad=True")
         if grad is None:
             if self.data.size != 1:
                 raise ValueError(f"backward() needs a scalar output or an explicit grad; got shape "
@@ -248,12 +249,13 @@ class Tensor:
         return len(self.data)
 
     def __repr__(self) -> str:
-        data = np.array2string(self.data, precision=4, separator=", ", threshold=20,
-                               prefix="Tensor(")
+        def show(array: np.ndarray) -> str:
+            return np.array2string(array, precision=4, separator=", ", threshold=20,
+                                   prefix="Tensor(")
         extra = f", op={self.op}" if self._ctx is not None else (
             ", requires_grad=True" if self.requires_grad else "")
-        grad = "" if self.grad is None else f", grad={np.array2string(self.grad, precision=4, separator=', ', threshold=20)}"
-        return f"Tensor({data}, dtype={self.dtype}{extra}{grad})"
+        grad = "" if self.grad is None else f", grad={show(self.grad)}"
+        return f"Tensor({show(self.data)}, dtype={self.dtype}{extra}{grad})"
 
     # --- arithmetic (each a Function from ops.py) ---------------------------------------------
 
@@ -488,4 +490,5 @@ def graph_size(root: Tensor) -> int:
                and node._ctx.parents is not None)
 
 
-from tinygrad_mlp import ops  # noqa: E402  (ops.py defines the Functions; it imports Function from here)
+# ops.py defines the built-in Functions and imports Function from here, so it comes last.
+from tinygrad_mlp import ops  # noqa: E402
