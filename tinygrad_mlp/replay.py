@@ -30,7 +30,7 @@ CHECKED_REPLAYS = 1   # replays of each tape compared with an eager forward befo
 
 
 class _Program:
-    """One recorded step: the tape, the loss node, its topological order and the input buffers.
+    """One recorded step: its ops (each with a ctx), the loss node and its order, the inputs.
 
     Each array the tape produces or reads (the two input buffers, every op's output) is renewed
     on replay by re-pointing the Tensors that hold it at the new array, which costs nothing. Only
@@ -40,7 +40,7 @@ class _Program:
 
     def __init__(self, tape: list, output: Tensor, loss: Tensor, X: np.ndarray, Y: np.ndarray,
                  order: list[Tensor]) -> None:
-        self.tape, self.output, self.loss = tape, output, loss
+        self.output, self.loss = output, loss
         self.order = [node for node in order if node._ctx is not None]   # the op nodes
         self.unchecked = CHECKED_REPLAYS
         tensors = {id(t): t for _, parents, _, result in tape for t in (*parents, result)}
@@ -140,15 +140,8 @@ class TrainStep:
     def _replay(self, program: _Program, X: np.ndarray, Y: np.ndarray) -> float:
         _renew(program.X, X)
         _renew(program.Y, Y)
-        for cls, ctx, parents, options, (array, holders, shared) in program.steps:
-            out = cls.forward(ctx, *[p.data for p in parents], **options)
-            if shared:                      # (what _renew does, inlined: this is the hot loop)
-                np.copyto(array, out)
-            else:
-                if type(out) is not np.ndarray:
-                    out = np.asarray(out)
-                for tensor in holders:
-                    tensor.data = out
+        for cls, ctx, parents, options, output in program.steps:
+            _renew(output, cls.forward(ctx, *[p.data for p in parents], **options))
         J = program.loss
         self.output = program.output.data
         if program.unchecked:
