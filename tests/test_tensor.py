@@ -350,3 +350,17 @@ def test_a_custom_backward_returning_the_wrong_shape_is_named():
 
     with pytest.raises(ValueError, match=r"Bad.*\(5,\).*\(2,\)"):
         Bad.apply(leaf([1.0, 2.0])).backward()
+
+
+def test_the_readme_engine_example_computes_the_chain_rule_by_hand():
+    """README "What is inside": J = ½ Σ σ(X·W1)², so dJ/dW1 = Xᵀ·(a·a(1 − a)) with a = σ(X·W1)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    code = readme.split("## What is inside", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {"print": lambda *args: None}
+    exec(compile(code, "README.md", "exec"), namespace)
+    X, W1 = namespace["X"], namespace["W1"]
+    a = 1 / (1 + np.exp(-(X @ W1.data)))
+    assert W1.grad.dtype == np.float32
+    np.testing.assert_allclose(W1.grad, X.T @ (a * a * (1 - a)), rtol=1e-6)
