@@ -462,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     for wl in wls:
         if wl.kind == "digits":
             from benchmarks.digits import config
-            log(f"W6 settings (the CLI's defaults): " +
+            log("W6 settings (the CLI's defaults): " +
                 ", ".join(f"{k} {v}" for k, v in config(wl).items()))
         print(f"{wl.key} {wl.title}: {wl.describe()} ...", end=" ", flush=True)
         start = time.perf_counter()

@@ -26,8 +26,6 @@ import numpy as np
 
 from tinygrad_mlp.tensor import Tensor, _backpropagate, _config, _topological_order
 
-CHECKED_REPLAYS = 1   # replays of each tape compared with an eager forward before it is trusted
-
 
 class _Program:
     """One recorded step: its ops (each with a ctx), the loss node and its order, the inputs.
@@ -42,7 +40,7 @@ class _Program:
                  order: list[Tensor]) -> None:
         self.output, self.loss = output, loss
         self.order = [node for node in order if node._ctx is not None]   # the op nodes
-        self.unchecked = CHECKED_REPLAYS
+        self.checked = False       # until its first replay agrees with an eager forward
         tensors = {id(t): t for _, parents, _, result in tape for t in (*parents, result)}
         holders: dict[int, list[Tensor]] = {}
         seen_elsewhere: set[int] = set()
@@ -144,8 +142,8 @@ class TrainStep:
             _renew(output, cls.forward(ctx, *[p.data for p in parents], **options))
         J = program.loss
         self.output = program.output.data
-        if program.unchecked:
-            program.unchecked -= 1
+        if not program.checked:
+            program.checked = True
             if not _same(J.item(), self.loss(self.model(X), Y).item(), J.dtype):
                 self.replay = False
                 self._programs.clear()
