@@ -121,6 +121,7 @@ class Function:
     """
 
     parents: list[Tensor] | None = None   # set by apply; None again once backward frees it
+    rule: str = ""   # one line for viz.explain: the local derivative that backward applies
 
     @staticmethod
     def forward(ctx: Function, *arrays: np.ndarray, **options: Any) -> np.ndarray:

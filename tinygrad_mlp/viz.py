@@ -30,7 +30,7 @@ import numpy as np
 from tinygrad_mlp import nn, reference
 from tinygrad_mlp.tensor import Tensor, _topological_order
 
-__all__ = ["to_dot", "render", "explain", "backward_steps", "Step", "RULES", "blog_network",
+__all__ = ["to_dot", "render", "explain", "backward_steps", "Step", "blog_network",
            "blog_example", "explain_blog", "compare_methods", "format_compare", "plot_history",
            "plot_weights", "plot_compare"]
 
@@ -263,44 +263,13 @@ def render(tensor: Tensor, path: str | os.PathLike, format: str | None = None,
 
 # --- the backward walk ----------------------------------------------------------------------
 
-RULES: dict[str, str] = {   # op name -> the local derivative its backward applies to `grad`
-    "Add": "a + b → grad_a = grad, grad_b = grad (summed back over broadcast axes)",
-    "Sub": "a − b → grad_a = grad, grad_b = −grad",
-    "Mul": "a · b → grad_a = grad · b, grad_b = grad · a",
-    "Div": "a / b → grad_a = grad / b, grad_b = −grad · a / b²",
-    "Neg": "−a → grad_a = −grad",
-    "Pow": "a ** b → grad_a = grad · b · a^(b−1), grad_b = grad · a^b · log a",
-    "Exp": "e^x → grad · e^x",
-    "Log": "log x → grad / x",
-    "Sigmoid": "a = σ(Z) → grad · a(1 − a)",
-    "Tanh": "a = tanh(Z) → grad · (1 − a²)",
-    "ReLU": "a = max(Z, 0) → grad · [Z > 0]",
-    "Softmax": "a = softmax(Z) → a · (grad − Σₖ grad·a)",
-    "LogSoftmax": "log softmax(Z) → grad − softmax(Z) · Σₖ grad",
-    "MatMul": "Z = X·W → grad_X = grad·Wᵀ, grad_W = Xᵀ·grad",
-    "Linear": "Z = X·W + b → grad_X = grad·Wᵀ, grad_W = Xᵀ·grad, grad_b = Σₙ grad",
-    "Sum": "Σ x → grad copied back to every summed entry",
-    "Mean": "mean x → grad / count, copied back to every entry",
-    "Max": "max x → grad to the maximal entries (ties share it)",
-    "Reshape": "reshape → grad reshaped back to the input's shape",
-    "Transpose": "transpose → grad transposed back",
-    "GetItem": "x[index] → grad scattered into zeros at index (repeats add up)",
-    # the fused losses of nn (one node each, whose backward is the blog's simplified δ)
-    "MSE": "J = 1/(2N) Σ(a2 − Y)² → grad_a2 = grad · (a2 − Y)/N",
-    "BCE": "J = −1/N Σ[Y log a2 + (1−Y) log(1−a2)] → grad_a2 = grad · (a2 − Y)/(N·a2(1 − a2))",
-    "BCEWithLogits": "J = −1/N Σ[Y log σ(Z) + (1−Y) log(1−σ(Z))] fused with the Sigmoid "
-                     "→ grad_Z = grad · (a2 − Y)/N",
-    "SoftmaxCrossEntropy": "J = −1/N Σ Y log softmax(Z) fused with the Softmax "
-                           "→ grad_Z = grad · (a2 − Y)/N",
-    "CrossEntropy": "J = −1/N Σ Y log a2 (a2 clipped to [1e-7, 1]) → grad_a2 = −grad · Y/(N·a2)",
-}
-
-
 def _rule(node: Tensor) -> str:
+    """The op's own `rule` (a class attribute beside its forward), else its docstring's first line."""
     op = node.op
-    if op.lstrip("_") in RULES:
-        return RULES[op.lstrip("_")]
-    doc = (type(node._ctx).__doc__ or "").strip().splitlines()
+    function = type(node._ctx)
+    if function.rule:
+        return function.rule
+    doc = (function.__doc__ or "").strip().splitlines()
     summary = f" ({doc[0].strip()})" if doc else ""
     return f"a user-defined Function: grads = {op}.backward(ctx, grad){summary}"
 

@@ -72,6 +72,8 @@ def _check_unit_interval(loss: str, what: str, array: np.ndarray, hint: str = ""
 class MSE(Function):
     """J = 1/(2N) Σ (a2 − Y)²; ∂J/∂a2 = (a2 − Y)/N."""
 
+    rule = "J = 1/(2N) Σ(a2 − Y)² → grad_a2 = grad · (a2 − Y)/N"
+
     @staticmethod
     def forward(ctx, a2, Y):
         diff = a2 - Y
@@ -104,6 +106,8 @@ class BCE(Function):
     The gradient is PyTorch's (a2 − Y) / max(a2(1 − a2), 1e-12) / N: finite at a2 ∈ {0, 1}.
     """
 
+    rule = "J = −1/N Σ[Y log a2 + (1−Y) log(1−a2)] → grad_a2 = grad · (a2 − Y)/(N·a2(1 − a2))"
+
     @staticmethod
     def forward(ctx, a2, Y):
         with np.errstate(divide="ignore"):
@@ -125,6 +129,9 @@ class BCEWithLogits(Function):
 
     Stable for any Z; the gradient with respect to Z is (σ(Z) − Y)/N = (a2 − Y)/N.
     """
+
+    rule = ("J = −1/N Σ[Y log σ(Z) + (1−Y) log(1−σ(Z))] fused with the Sigmoid "
+            "→ grad_Z = grad · (a2 − Y)/N")
 
     @staticmethod
     def forward(ctx, Z, Y, a2=None):
@@ -169,6 +176,8 @@ class SoftmaxCrossEntropy(Function):
     `a2` (the softmax of Z) is reused when the caller already has it.
     """
 
+    rule = "J = −1/N Σ Y log softmax(Z) fused with the Softmax → grad_Z = grad · (a2 − Y)/N"
+
     @staticmethod
     def forward(ctx, Z, Y, axis=-1, a2=None):
         if a2 is not None and a2.min() >= _smallest_normal(a2.dtype):
@@ -192,6 +201,8 @@ class SoftmaxCrossEntropy(Function):
 
 class CrossEntropy(Function):
     """−1/N Σ Y·log(clip(a2, ε, 1)) on probabilities of unknown origin; ∂/∂a2 = −Y/clip(a2)/N."""
+
+    rule = "J = −1/N Σ Y log a2 (a2 clipped to [1e-7, 1]) → grad_a2 = −grad · Y/(N·a2)"
 
     @staticmethod
     def forward(ctx, a2, Y, axis=-1):
