@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tinygrad_mlp as tm
-import tinygrad_mlp.io as tio
+import tinygrad_mlp.io.arrays as tio
 from tinygrad_mlp import nn
 
 
