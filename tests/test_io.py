@@ -161,13 +161,13 @@ def _corrupt_member(path):
     (lambda p: p.write_bytes(b""), "corrupt, truncated"),
     (_truncated, "corrupt, truncated"),
     (_tail_cut, "corrupt, truncated"),
-    (_random_bytes, "corrupt, truncated or needs pickle"),
-    (_pickled_object_array, "needs pickle"),
-    (_plain_pickle, "needs pickle"),
+    (_random_bytes, "corrupt, truncated or not a zip archive"),
+    (_pickled_object_array, "member '0.weight.npy' has dtype object, which needs pickle"),
+    (_plain_pickle, "never unpickles"),
     (_no_marker, "missing '__tinygrad_mlp_format__'"),
     (_newer_version, "format version 99"),
     (_single_npy, "holds a single array"),
-    (_corrupt_member, "corrupt, truncated"),
+    (_corrupt_member, "is corrupt or truncated"),
 ], ids=["empty", "truncated", "tail-cut", "random", "pickled-object", "pickle", "no-marker",
         "newer-version", "npy", "corrupt-member"])
 def test_bad_files_are_refused_naming_the_file_and_the_model_is_unchanged(
@@ -199,3 +199,209 @@ def test_the_archive_format_is_a_zip_of_npy_members(tmp_path):
     tm.save({"0.weight": np.ones((2, 2), np.float32)}, tmp_path / "z")
     with zipfile.ZipFile(tmp_path / "z") as archive:
         assert archive.namelist() == [tio.FORMAT_KEY + ".npy", "0.weight.npy"]
+
+
+# Hostile files and special paths (issue 9): every check below is made before anything is
+# allocated or replaced.
+
+def _npy_bytes(array):
+    import io
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=True)
+    return buffer.getvalue()
+
+
+def _zip(path, members):
+    """An archive holding `members` [(name, bytes)] verbatim, the marker first."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                  # zipfile warns on duplicate names
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr(tio.FORMAT_KEY + ".npy", _npy_bytes(np.array(1, np.int64)))
+            for name, data in members:
+                archive.writestr(name, data)
+
+
+def _peak_bytes_of_a_refused_load(path, message):
+    """The most memory (numpy's allocations included) `load` held before refusing `path`."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=message):
+            tm.load(path)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_compressed_member_is_refused_before_it_is_inflated(tmp_path):
+    path = tmp_path / "bomb.npz"
+    header = _npy_bytes(np.zeros(0, np.float32)).replace(b"(0,)", b"(16777216,)")
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(tio.FORMAT_KEY + ".npy", _npy_bytes(np.array(1, np.int64)),
+                         compress_type=zipfile.ZIP_STORED)
+        with archive.open("w.npy", "w") as member:    # 64 MiB of zeros deflate to ~64 KiB
+            member.write(header)
+            zeros = bytes(1 << 20)
+            for _ in range(64):
+                member.write(zeros)
+    assert path.stat().st_size < 1 << 20
+    assert _peak_bytes_of_a_refused_load(path, r"bomb.npz.*member 'w.npy' is compressed") < 8 << 20
+
+
+def test_a_member_declaring_more_than_the_file_holds_is_refused_naming_it(tmp_path):
+    path = tmp_path / "liar.npz"
+    header = _npy_bytes(np.zeros(0, np.float32)).replace(b"(0,)", b"(134217728,)")
+    _zip(path, [("w.npy", header + bytes(16))])
+    message = r"liar.npz.*'w.npy' declares shape \(134217728,\)"
+    assert _peak_bytes_of_a_refused_load(path, message) < 8 << 20
+
+
+@pytest.mark.parametrize("members, message", [
+    ([("notes.txt", b"hello")], "member 'notes.txt' is not a .npy array"),
+    ([(tio.FORMAT_KEY, b"1")], f"member '{tio.FORMAT_KEY}' is not a .npy array"),
+    ([("s.npy", _npy_bytes(np.zeros(2, [("a", "<f4"), ("b", "<i4")])))],
+     "member 's.npy' has dtype"),
+    ([("c.npy", _npy_bytes(np.zeros(2, np.complex64)))], "member 'c.npy' has dtype complex64"),
+    ([("u.npy", _npy_bytes(np.array(["ab"])))], "member 'u.npy' has dtype <U2"),
+    ([("b.npy", _npy_bytes(np.zeros(2, ">f4")))], "member 'b.npy' has big-endian dtype >f4"),
+    ([("w.npy", _npy_bytes(np.zeros(2, np.float32))), ("w.npy", _npy_bytes(np.ones(2)))],
+     "member 'w.npy' appears twice"),
+], ids=["not-npy", "raw-marker", "structured", "complex", "unicode", "big-endian", "duplicate"])
+def test_members_save_never_writes_are_value_errors_naming_file_and_member(tmp_path, members,
+                                                                          message):
+    path = tmp_path / "crafted.npz"
+    _zip(path, members)
+    with pytest.raises(ValueError) as info:
+        tm.load(path)
+    assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_big_endian_arrays_are_saved_little_endian_with_their_values(tmp_path):
+    tm.save({"w": np.arange(3, dtype=">f4")}, tmp_path / "m")
+    loaded = tm.load(tmp_path / "m")["w"]
+    assert loaded.dtype == np.dtype("<f4")
+    np.testing.assert_array_equal(loaded, [0, 1, 2])
+
+
+@pytest.mark.parametrize("key", ["x.npy", "a\0b", "\ud800", ""])
+def test_keys_that_would_not_round_trip_are_refused(tmp_path, key):
+    with pytest.raises(ValueError, match="invalid key"):
+        tm.save({"x": np.zeros(1), key: np.ones(1)}, tmp_path / "m")
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_refuses_a_fifo_and_leaves_it_a_fifo(tmp_path):
+    import stat
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=r"pipe' is a FIFO, not a regular file"):
+        tm.save({"w": np.ones(2)}, fifo)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["pipe"]
+
+
+def test_save_refuses_a_device_node_and_a_directory(tmp_path):
+    import stat
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ValueError, match="is a directory"):
+        tm.save({"w": np.ones(2)}, tmp_path / "folder")
+    try:
+        os.mknod(tmp_path / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    with pytest.raises(ValueError, match="is a character device"):
+        tm.save({"w": np.ones(2)}, tmp_path / "null")
+    assert stat.S_ISCHR(os.lstat(tmp_path / "null").st_mode)
+
+
+def test_save_writes_through_a_symlink_to_its_target(tmp_path):
+    tm.save({"w": np.zeros(2)}, tmp_path / "real.npz")
+    os.symlink("real.npz", tmp_path / "link.npz")
+    tm.save({"w": np.ones(2)}, tmp_path / "link.npz")
+    assert os.path.islink(tmp_path / "link.npz")
+    np.testing.assert_array_equal(tm.load(tmp_path / "real.npz")["w"], [1, 1])
+    assert sorted(os.listdir(tmp_path)) == ["link.npz", "real.npz"]
+
+
+def test_load_refuses_a_fifo_at_once_instead_of_blocking(tmp_path):
+    import threading
+    import time
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def unblock_an_old_reader():                         # so a blocking load fails, not hangs
+        time.sleep(3)
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+
+    threading.Thread(target=unblock_an_old_reader, daemon=True).start()
+    start = time.monotonic()
+    with pytest.raises(ValueError, match=r"pipe' is a FIFO, not a regular file"):
+        tm.load(fifo)
+    assert time.monotonic() - start < 2
+
+
+def test_saved_files_get_the_umask_mode_or_the_replaced_files_mode(tmp_path):
+    import stat
+    old = os.umask(0o022)
+    try:
+        tm.save({"w": np.ones(2)}, tmp_path / "new")
+        assert stat.S_IMODE(os.stat(tmp_path / "new").st_mode) == 0o644
+        (tmp_path / "shared").write_bytes(b"")
+        os.chmod(tmp_path / "shared", 0o664)
+        tm.save({"w": np.ones(2)}, tmp_path / "shared")
+        assert stat.S_IMODE(os.stat(tmp_path / "shared").st_mode) == 0o664
+        os.umask(0o077)
+        tm.save({"w": np.ones(2)}, tmp_path / "private")
+        assert stat.S_IMODE(os.stat(tmp_path / "private").st_mode) == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_the_next_save_removes_temp_files_a_killed_save_left_and_only_those(tmp_path):
+    for name in [".m.abcd1234.tmp", ".m.zz_99xyz.tmp", ".other.abcd1234.tmp", ".m.notes"]:
+        (tmp_path / name).write_bytes(b"PK half a zip")
+    tm.save({"w": np.ones(2)}, tmp_path / "m")
+    assert sorted(os.listdir(tmp_path)) == [".m.notes", ".other.abcd1234.tmp", "m"]
+
+
+def test_save_errors_name_the_target_not_the_temp_file(tmp_path):
+    target = tmp_path / "missing" / "model.npz"
+    with pytest.raises(FileNotFoundError) as info:
+        tm.save({"w": np.ones(2)}, target)
+    assert str(target) in str(info.value) and ".tmp" not in str(info.value)
+    with pytest.raises(ValueError, match="path is empty"):
+        tm.save({"w": np.ones(2)}, "")
+
+
+def test_kill_9_during_saves_leaves_old_or_new_and_the_next_save_cleans_up(tmp_path):
+    """20 saves of 12 MB killed at random moments (fork + SIGKILL, no re-import)."""
+    import signal
+    import time
+    if not hasattr(os, "fork"):
+        pytest.skip("needs os.fork")
+    path = tmp_path / "big.npz"
+    old, new = np.zeros(3 << 20, np.float32), np.ones(3 << 20, np.float32)   # 12 MiB each
+    tm.save({"w": old}, path)
+    rng = np.random.default_rng(0)
+    leftovers = 0
+    for _ in range(20):
+        pid = os.fork()
+        if pid == 0:                                     # the child saves until it is killed
+            try:
+                while True:
+                    tm.save({"w": new}, path)
+            finally:
+                os._exit(0)
+        time.sleep(rng.uniform(0.0, 0.15))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        leftovers += len([f for f in os.listdir(tmp_path) if f.endswith(".tmp")])
+        w = tm.load(path)["w"]
+        assert np.array_equal(w, old) or np.array_equal(w, new)
+    tm.save({"w": new}, path)
+    assert os.listdir(tmp_path) == ["big.npz"], leftovers
+    print(f"kill -9 x20: target old-or-new every time; {leftovers} kills left a temp file, "
+          f"none left after the next save")

@@ -3,16 +3,21 @@
     tm.save(model.state_dict(), "digits.npz")
     model.load_state_dict(tm.load("digits.npz"))
 
-The file is an ordinary .npz (a zip of .npy arrays, readable with `np.load`) holding one array
-per state-dict key plus a format marker `__tinygrad_mlp_format__` (the format version).
+The file is an ordinary .npz (a zip of uncompressed .npy arrays, readable with `np.load`)
+holding one array per state-dict key plus a format marker `__tinygrad_mlp_format__` (the format
+version). `load` reads files from anywhere as hostile: it accepts only what `save` writes and
+checks every declared size against the file before allocating.
 """
 
 from __future__ import annotations
 
+import math
 import os
-import tempfile
+import re
+import secrets
+import stat
 import zipfile
-from typing import Any, Mapping
+from typing import Any, BinaryIO, Mapping
 
 import numpy as np
 
@@ -21,29 +26,99 @@ from tinygrad_mlp.tensor import Tensor
 FORMAT_KEY = "__tinygrad_mlp_format__"
 FORMAT_VERSION = 1
 
+_SAVED_KINDS = "biuf"                   # bool, signed and unsigned ints, floats
+_TEMP_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789_"
+
 
 def save(state_dict: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write `state_dict` ({name: array or Tensor}) to exactly `path` (no ".npz" appended).
 
-    Atomic: the arrays go to a temporary file in the same folder, which is flushed, fsynced and
-    then renamed over `path` (`os.replace`), so a crash mid-save leaves any previous file intact.
+    Atomic: the arrays go to a temporary file `.NAME.XXXXXXXX.tmp` in the same folder, which is
+    flushed, fsynced and renamed over `path`, so a crash mid-save leaves any previous file intact;
+    the next save to `path` removes temporary files a killed save left. The file gets the mode
+    `open()` would give it (0666 less the umask), or the mode of the file it replaces. Only a
+    regular file is replaced: a directory, FIFO, device or socket at `path` is refused; a
+    symlink to a regular file is written through (its target is replaced, the link kept).
+    Arrays are stored little-endian; keys must be non-empty names that round-trip through the
+    zip format (no NUL byte, not ending in ".npy").
     """
     path = os.fspath(path)
+    if not path:
+        raise ValueError("save: the path is empty")
     arrays = _arrays_to_save(state_dict, path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    target = os.path.realpath(path)           # a symlink is written through to its target
+    mode = _mode_for(target, path)
+    folder, name = os.path.split(target)
+    temp, fd = _create_temp(folder, name, path)
     try:
+        if mode is not None:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as file:
             _write_npz(file, arrays)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
+        os.replace(temp, target)
+    except BaseException as error:
         try:
             os.unlink(temp)
         except FileNotFoundError:
             pass
+        if isinstance(error, OSError):
+            raise OSError(error.errno, f"save: could not write {path!r}: "
+                          f"{error.strerror or error}") from error
         raise
+    _remove_stale_temps(folder, name)
+
+
+def _mode_for(target: str, path: str) -> int | None:
+    """The replaced file's permission bits (None for a new file: the umask applies); anything at
+    `target` that is not a regular file is refused before it could be replaced."""
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        kind = _file_kind(info.st_mode)
+        raise ValueError(f"save: {path!r} is {kind}, not a regular file; refusing to replace it")
+    return stat.S_IMODE(info.st_mode)
+
+
+def _file_kind(mode: int) -> str:
+    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")]
+    return next((kind for test, kind in kinds if test(mode)), "a special file")
+
+
+def _create_temp(folder: str, name: str, path: str) -> tuple[str, int]:
+    """A new `.NAME.XXXXXXXX.tmp` beside the target, created with mode 0666 so the kernel applies
+    the umask exactly as `open()` would (mkstemp would force 0600)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        suffix = "".join(secrets.choice(_TEMP_ALPHABET) for _ in range(8))
+        temp = os.path.join(folder, f".{name}.{suffix}.tmp")
+        try:
+            return temp, os.open(temp, flags, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as error:
+            raise OSError(error.errno, f"save: could not write {path!r}: "
+                          f"{error.strerror or error}") from error
+
+
+def _remove_stale_temps(folder: str, name: str) -> None:
+    stale = re.compile(rf"\.{re.escape(name)}\.[{_TEMP_ALPHABET}]{{8}}\.tmp")
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    for entry in entries:
+        if stale.fullmatch(entry):
+            candidate = os.path.join(folder, entry)
+            try:
+                if stat.S_ISREG(os.lstat(candidate).st_mode):
+                    os.unlink(candidate)
+            except OSError:
+                pass
 
 
 def _arrays_to_save(state_dict: Mapping[str, Any], path: str) -> dict[str, np.ndarray]:
@@ -52,14 +127,33 @@ def _arrays_to_save(state_dict: Mapping[str, Any], path: str) -> dict[str, np.nd
                         f"model.state_dict()), got {type(state_dict).__name__}")
     arrays = {FORMAT_KEY: np.array(FORMAT_VERSION, dtype=np.int64)}
     for key, value in state_dict.items():
-        if not isinstance(key, str) or not key or key == FORMAT_KEY:
-            raise ValueError(f"save({path!r}): invalid key {key!r} (keys are non-empty names)")
+        _check_key(key, path)
         array = np.asarray(value.data if isinstance(value, Tensor) else value)
-        if array.dtype.kind not in "biuf":
-            raise TypeError(f"save({path!r}): {key!r} has dtype {array.dtype}; only numeric "
-                            f"arrays can be saved (no pickled objects)")
-        arrays[key] = array
+        if array.dtype.kind not in _SAVED_KINDS or array.dtype.fields is not None:
+            raise TypeError(f"save({path!r}): {key!r} has dtype {array.dtype}; only bool, "
+                            f"integer and float arrays can be saved (no pickled objects)")
+        arrays[key] = array.astype(array.dtype.newbyteorder("<"), copy=False)
     return arrays
+
+
+def _check_key(key: Any, path: str) -> None:
+    """Keys become zip member names `KEY.npy`: refuse the ones that would come back different."""
+    problem = None
+    if not isinstance(key, str) or not key:
+        problem = "keys are non-empty strings"
+    elif key == FORMAT_KEY:
+        problem = "the name is reserved for the format marker"
+    elif "\0" in key:
+        problem = "a NUL byte would truncate the name"
+    elif key.endswith(".npy"):
+        problem = "a name ending in '.npy' reads back as another key (numpy strips '.npy')"
+    else:
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            problem = "the name is not valid Unicode"
+    if problem:
+        raise ValueError(f"save({path!r}): invalid key {key!r}: {problem}")
 
 
 def _write_npz(file: Any, arrays: Mapping[str, np.ndarray]) -> None:
@@ -73,36 +167,108 @@ def _write_npz(file: Any, arrays: Mapping[str, np.ndarray]) -> None:
 
 
 def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The {name: array} dict saved at `path`, in saved order, as fresh arrays.
+    """The {name: array} dict saved at `path`, in saved order, as fresh writable arrays.
 
-    Never unpickles: a file that needs pickle is refused. Missing file → FileNotFoundError; a
-    file that is corrupt, truncated or not written by `save` → ValueError naming the file.
+    Reads only what `save` writes: uncompressed little-endian bool/int/float .npy members whose
+    declared size fits the file, each name once, plus the format marker. Never unpickles. A
+    missing file is FileNotFoundError; anything else (not a regular file, corrupt, truncated,
+    compressed, pickled, duplicated) is a ValueError naming the file and the member, raised
+    before any large allocation.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"load: no such file: {path!r}")
-    with open(path, "rb") as file:
-        try:
-            contents = np.load(file, allow_pickle=False)
-        except Exception as error:
-            raise ValueError(f"load: {path!r} is not a tinygrad_mlp checkpoint (.npz): it is "
-                             f"corrupt, truncated or needs pickle ({type(error).__name__}: "
-                             f"{error})") from error
-        if not isinstance(contents, np.lib.npyio.NpzFile):
-            raise ValueError(f"load: {path!r} holds a single array, not a tinygrad_mlp checkpoint "
-                             f"(.npz with {FORMAT_KEY!r})")
-        with contents:
-            try:
-                arrays = {key: contents[key] for key in contents.files}
-            except Exception as error:
-                raise ValueError(f"load: {path!r} is corrupt, truncated or needs pickle "
-                                 f"({type(error).__name__}: {error})") from error
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))   # a FIFO must not block
+    except FileNotFoundError:
+        raise FileNotFoundError(f"load: no such file: {path!r}") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"load: {path!r} is {_file_kind(info.st_mode)}, not a regular file")
+        arrays = _read_npz(file, path, info.st_size)
     version = arrays.pop(FORMAT_KEY, None)
     if version is None:
         raise ValueError(f"load: {path!r} is not a tinygrad_mlp checkpoint (missing "
                          f"{FORMAT_KEY!r}; was it written by tm.save?)")
     if (version.shape != () or version.dtype.kind not in "iu"
             or not 1 <= int(version) <= FORMAT_VERSION):
-        raise ValueError(f"load: {path!r} has format version {version.tolist()!r}; this tinygrad_mlp reads "
-                         f"version {FORMAT_VERSION}")
+        raise ValueError(f"load: {path!r} has format version {version.tolist()!r}; this "
+                         f"tinygrad_mlp reads version {FORMAT_VERSION}")
     return arrays
+
+
+def _read_npz(file: BinaryIO, path: str, size: int) -> dict[str, np.ndarray]:
+    start = file.read(6)
+    file.seek(0)
+    if start.startswith(b"\x93NUMPY"):
+        raise ValueError(f"load: {path!r} holds a single array (.npy), not a tinygrad_mlp "
+                         f"checkpoint (.npz with {FORMAT_KEY!r})")
+    if start[:1] == b"\x80":
+        raise ValueError(f"load: {path!r} is a pickle, not a tinygrad_mlp checkpoint; "
+                         f"tinygrad_mlp never unpickles")
+    try:
+        archive = zipfile.ZipFile(file)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise ValueError(f"load: {path!r} is not a tinygrad_mlp checkpoint (.npz): it is "
+                         f"corrupt, truncated or not a zip archive ({error})") from error
+    arrays: dict[str, np.ndarray] = {}
+    with archive:
+        for member in archive.infolist():
+            key = _check_member(member, path, size, arrays)
+            try:
+                with archive.open(member) as stream:
+                    arrays[key] = _read_member(stream, member, path)
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+                if isinstance(error, _RefusedMember):
+                    raise
+                raise ValueError(f"load: {path!r}, member {member.filename!r} is corrupt or "
+                                 f"truncated ({error})") from error
+    return arrays
+
+
+class _RefusedMember(ValueError):
+    """A member `save` would never write (its message names the file and the member)."""
+
+
+def _check_member(member: zipfile.ZipInfo, path: str, size: int,
+                  seen: Mapping[str, np.ndarray]) -> str:
+    """The key a member holds, once its entry in the zip directory is what `save` writes."""
+    where = f"load: {path!r}, member {member.filename!r}"
+    if not member.filename.endswith(".npy"):
+        raise _RefusedMember(f"{where} is not a .npy array; tm.save writes only .npy members")
+    if member.compress_type != zipfile.ZIP_STORED:
+        raise _RefusedMember(f"{where} is compressed; tm.save writes only uncompressed members "
+                             f"(a compressed member could inflate without limit)")
+    if member.flag_bits & 0x1:
+        raise _RefusedMember(f"{where} is encrypted")
+    if member.file_size != member.compress_size or member.header_offset + member.file_size > size:
+        raise _RefusedMember(f"{where} declares {member.file_size} bytes, more than the "
+                             f"{size}-byte file holds: corrupt or truncated")
+    key = member.filename[:-len(".npy")]
+    if key in seen:
+        raise _RefusedMember(f"{where} appears twice; a checkpoint holds each name once")
+    return key
+
+
+def _read_member(stream: BinaryIO, member: zipfile.ZipInfo, path: str) -> np.ndarray:
+    """One .npy member as a fresh array, its header checked against the member's size first."""
+    where = f"load: {path!r}, member {member.filename!r}"
+    version = np.lib.format.read_magic(stream)
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    shape, fortran_order, dtype = read_header(stream)
+    if dtype.kind not in _SAVED_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        hint = ", which needs pickle" if dtype.hasobject else ""
+        raise _RefusedMember(f"{where} has dtype {dtype}{hint}; only bool, integer and float "
+                             f"arrays are loaded")
+    if dtype.newbyteorder("<") != dtype:
+        raise _RefusedMember(f"{where} has big-endian dtype {dtype.str}; tm.save writes "
+                             f"little-endian")
+    count = math.prod(shape)
+    nbytes = count * dtype.itemsize
+    if stream.tell() + nbytes != member.file_size:
+        raise _RefusedMember(f"{where} declares shape {shape} of {dtype} ({nbytes} bytes) but "
+                             f"holds {member.file_size - stream.tell()} bytes of data")
+    flat = np.empty(count, dtype=dtype)
+    if stream.readinto(memoryview(flat.view(np.uint8))) != nbytes or stream.read(1):
+        raise ValueError(f"{nbytes} bytes of data expected")
+    return flat.reshape(shape, order="F" if fortran_order else "C")
