@@ -76,13 +76,14 @@ _momentum = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
 def _data_source(text: str) -> tuple[str, str | None]:
-    """'digits', 'mnist:DIR' or 'fer2013:CSV' → (kind, path)."""
+    """'digits', 'mnist', 'fashion-mnist' (fetched on use), 'mnist:DIR' or 'fer2013:CSV'."""
     kind, _, path = text.partition(":")
-    if kind == "digits" and not path:
-        return "digits", None
+    if kind in ("digits", "mnist", "fashion-mnist") and not path:
+        return kind, None
     if kind in ("mnist", "fer2013") and path:
         return kind, os.path.expanduser(path)
-    raise argparse.ArgumentTypeError(f"expected digits, mnist:DIR or fer2013:CSV, got {text!r}")
+    raise argparse.ArgumentTypeError(f"expected digits, mnist, fashion-mnist, mnist:DIR or "
+                                     f"fer2013:CSV, got {text!r}")
 
 
 # --- the parser -----------------------------------------------------------------------------------
@@ -100,9 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "or sigmoid output) and report the held-out test accuracy. With no options: "
                     "the bundled 8×8 digits, 75/25 stratified split, mini-batch SGD.")
     train.add_argument("--data", type=_data_source, default=("digits", None),
-                       metavar="digits|mnist:DIR|fer2013:CSV",
-                       help="data set: the bundled 8×8 digits (default), MNIST IDX files in DIR "
-                            "(train-/t10k-, raw or .gz), or the FER2013 CSV")
+                       metavar="digits|mnist|fashion-mnist|mnist:DIR|fer2013:CSV",
+                       help="data set: the bundled 8×8 digits (default), MNIST or Fashion-MNIST "
+                            "(downloaded once into $TINYGRAD_MLP_DATA or ~/.cache/tinygrad_mlp), "
+                            "MNIST IDX files in DIR (train-/t10k-, raw or .gz), or the FER2013 CSV")
     train.add_argument("--hidden", type=_positive_int, default=64, metavar="M",
                        help="hidden units M (default 64)")
     train.add_argument("--method", choices=METHODS, default=None,
@@ -145,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "batch: 1 update per epoch, per sample: N updates, mini-batch: N/B). Prints "
                     "a table; --plot draws cost against epochs and against seconds.")
     compare.add_argument("--data", type=_data_source, default=("digits", None),
-                         metavar="digits|mnist:DIR|fer2013:CSV",
+                         metavar="digits|mnist|fashion-mnist|mnist:DIR|fer2013:CSV",
                          help="data set (default: the bundled digits; its 75%% training split)")
     compare.add_argument("--samples", type=_positive_int, default=None, metavar="N",
                          help="use only the first N training samples (default: all)")
@@ -203,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --- train ----------------------------------------------------------------------------------------
 
-def _load_data(kind: str, path: str | None, seed: int
+def _load_data(kind: str, path: str | None, seed: int, progress: bool = True
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
     """X_train, X_test, y_train, y_test (float32 features in [0, 1], int labels) and a name."""
     from tinygrad_mlp import datasets
@@ -213,7 +215,8 @@ def _load_data(kind: str, path: str | None, seed: int
         X, y = datasets.load_digits()
         X_train, X_test, y_train, y_test = train_test_split(X / np.float32(16), y, 0.25, seed=seed)
         return X_train, X_test, y_train, y_test, "digits (bundled, 8×8, 75/25 split)"
-    if kind == "mnist":
+    if kind in ("mnist", "fashion-mnist"):
+        path = path or datasets.fetch(kind, progress=progress)
         images, labels = datasets.load_mnist(path, "train")
         X = images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
         try:
@@ -281,7 +284,8 @@ def _train(args: argparse.Namespace) -> int:
         if getattr(args, option):
             _check_writable(getattr(args, option), f"--{option}")
 
-    X_train, X_test, y_train, y_test, data_name = _load_data(*args.data, seed=args.seed)
+    X_train, X_test, y_train, y_test, data_name = _load_data(*args.data, seed=args.seed,
+                                                             progress=not args.quiet)
     K = int(max(y_train.max(), y_test.max())) + 1
     if args.data[0] == "fer2013":
         K = max(K, len(tm.datasets.EMOTIONS))      # all 7 expressions, even if a file lacks one

@@ -2,6 +2,7 @@
 
     X, y = load_digits()                          # offline, ships inside the package
     images, labels = load_mnist("~/mnist", kind="train")
+    images, labels = load_mnist(fetch("fashion-mnist"))   # downloaded once, checked by MD5
     X, y = load_fer2013("fer2013.csv", usage="Training")
     X, y = spirals(300, classes=3)                # synthetic sets: xor, spirals, blobs
 
@@ -29,10 +30,11 @@ from typing import Any, Iterator
 import numpy as np
 
 from tinygrad_mlp.data import one_hot, train_test_split
+from tinygrad_mlp.datasets.download import DownloadError, fetch
 from tinygrad_mlp.tensor import get_generator
 
 __all__ = ["load_digits", "load_idx", "load_mnist", "load_fer2013", "EMOTIONS", "xor", "spirals",
-           "blobs", "one_hot", "train_test_split"]
+           "blobs", "one_hot", "train_test_split", "fetch", "DownloadError"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
