@@ -20,8 +20,6 @@ import urllib.error
 import urllib.request
 from typing import Iterable
 
-from tqdm.auto import tqdm
-
 __all__ = ["fetch", "CHECKSUMS", "MIRRORS", "DownloadError"]
 
 # The MD5 of every file, as published in torchvision's MNIST and FashionMNIST dataset classes
@@ -119,6 +117,8 @@ def _download_one(url: str, md5: str, path: str, progress: bool) -> None:
     The temp file is removed on any failure; a process killed midway leaves only a hidden
     `.part` file, which no loader takes for the real one.
     """
+    from tqdm.auto import tqdm            # imported on first download: `import tinygrad_mlp` stays light
+
     if not url.startswith(("http://", "https://", "file://")):
         raise ValueError(f"not an http(s) or file URL: {url!r}")
     fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part",
