@@ -193,3 +193,24 @@ def test_a_reader_that_stops_early_is_not_an_error(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert main(["explain"]) == 0
     assert "Broken pipe" not in capsys.readouterr().err
+
+
+def test_train_on_fer2013_reads_the_csv_once(tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "fer2013.csv"
+    rows = ["emotion,pixels,Usage"] + [
+        f"{i % 7},{' '.join(map(str, rng.integers(0, 256, 48 * 48)))},"
+        f"{'Training' if i < 8 else 'PublicTest'}" for i in range(10)]
+    path.write_text("\n".join(rows) + "\n")
+    opened = []
+    real_open = open
+
+    def counting_open(file, *args, **kwargs):
+        if os.fspath(file) == str(path):
+            opened.append(file)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    assert main(["train", "--data", f"fer2013:{path}", "--hidden", "2", "--epochs", "1",
+                 "--quiet"]) == 0
+    assert len(opened) == 1

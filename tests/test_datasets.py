@@ -282,3 +282,89 @@ def test_blobs_points_lie_near_their_centers():
 def test_synthetic_sets_refuse_bad_arguments(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# --- hostile files (issue 9): sizes checked against the header, gzip streamed with a bound ------
+
+def _peak_bytes(fn, *args):
+    """The most memory (numpy's allocations and Python bytes included) `fn(*args)` held."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        fn(*args)
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def _refused(exception, message, fn, *args):
+    def call():
+        with pytest.raises(exception, match=message):
+            fn(*args)
+    return call
+
+
+def test_a_gzip_bomb_behind_a_small_idx_header_is_streamed_only_as_far_as_the_header_says(
+        tmp_path):
+    import zlib
+    path = tmp_path / "bomb-idx1-ubyte.gz"
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)            # 31: the gzip container
+    parts = [compressor.compress(idx_bytes(np.zeros(10, np.uint8)))]
+    zeros = bytes(1 << 20)
+    parts += [compressor.compress(zeros) for _ in range(64)]      # 64 MiB more than declared
+    path.write_bytes(b"".join(parts) + compressor.flush())
+    assert path.stat().st_size < 1 << 20
+    peak = _peak_bytes(_refused(ValueError, "bomb-idx1-ubyte.gz' has trailing bytes", load_idx,
+                                path))
+    assert peak < 4 << 20, peak
+
+
+def test_an_idx_header_declaring_more_than_the_file_can_hold_is_refused_before_allocating(
+        tmp_path):
+    header = bytes([0, 0, 0x08, 1]) + (1 << 31).to_bytes(4, "big")
+    gz = write(tmp_path / "huge.gz", header + bytes(1000), compress=True)
+    peak = _peak_bytes(_refused(ValueError, r"declares shape \(2147483648,\).*can hold",
+                                load_idx, gz))
+    assert peak < 4 << 20, peak
+    raw = write(tmp_path / "huge-raw", header + bytes(1000))
+    peak = _peak_bytes(_refused(ValueError, r"huge-raw' is truncated: shape \(2147483648,\)",
+                                load_idx, raw))
+    assert peak < 4 << 20, peak
+
+
+def test_mnist_labels_outside_0_to_9_are_refused_naming_the_file_and_offset(tmp_path):
+    write_mnist(tmp_path, "train", 4, 4)
+    labels = np.array([1, 2, 200, 3], np.uint8)
+    write(tmp_path / "train-labels-idx1-ubyte", idx_bytes(labels))
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte': label 200 at index 2 "
+                                         r"\(byte offset 10\)"):
+        load_mnist(tmp_path)
+
+
+def test_a_fer2013_file_that_is_not_utf8_is_a_value_error_naming_file_and_line(tmp_path):
+    path = write_fer(tmp_path / "fer.csv", [fer_row(0, "Training", 0)[0]] * 2)
+    data = path.read_bytes().splitlines(keepends=True)
+    data[2] = data[2].replace(b"Training", b"Tr\xe4ining")
+    path.write_bytes(b"".join(data))
+    with pytest.raises(ValueError, match=r"fer.csv', line 3: not UTF-8 text \(byte 0xe4"):
+        load_fer2013(path)
+
+
+def test_a_headerless_fer2013_file_gets_a_short_message_with_file_and_line(tmp_path):
+    path = tmp_path / "fer.csv"
+    path.write_text(fer_row(0, "Training", 0)[0] + "\n")
+    with pytest.raises(ValueError) as info:
+        load_fer2013(path)
+    message = str(info.value)
+    assert "fer.csv', line 1: expected the FER2013 header" in message and len(message) < 300
+
+
+def test_fer2013_can_return_each_rows_usage_so_one_pass_splits_it(tmp_path):
+    rows = [fer_row(e, u, i)[0] for i, (e, u) in enumerate([(0, "Training"), (6, "PublicTest"),
+                                                           (3, "Training")])]
+    X, y, usage = load_fer2013(write_fer(tmp_path / "fer.csv", rows), return_usage=True)
+    assert list(usage) == ["Training", "PublicTest", "Training"] and np.array_equal(y, [0, 6, 3])
+    other = write_fer(tmp_path / "no-usage.csv", [r.rsplit(",", 1)[0] for r in rows],
+                      header="emotion,pixels")
+    assert load_fer2013(other, return_usage=True)[2] is None

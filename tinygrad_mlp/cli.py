@@ -231,16 +231,12 @@ def _load_data(kind: str, path: str | None, seed: int, progress: bool = True
     # FER2013: its Usage column splits Training from the test rows, when it is there.
     if not os.path.isfile(path):
         raise CliError(f"FER2013 CSV not found: {path!r}")
-    with open(path, encoding="utf-8", errors="replace") as file:
-        has_usage = "Usage" in file.readline()
-    if has_usage:
-        X_train, y_train = datasets.load_fer2013(path, usage="Training")
-        tests = [datasets.load_fer2013(path, usage=u) for u in ("PublicTest", "PrivateTest")]
-        X_test = np.concatenate([t[0] for t in tests])
-        y_test = np.concatenate([t[1] for t in tests])
+    X, y, usage = datasets.load_fer2013(path, return_usage=True)     # one pass over the file
+    if usage is not None:
+        train = usage == "Training"
+        X_train, y_train, X_test, y_test = X[train], y[train], X[~train], y[~train]
         name = f"FER2013 {path} (Usage: Training / PublicTest + PrivateTest)"
     else:
-        X, y = datasets.load_fer2013(path)
         X_train, X_test, y_train, y_test = train_test_split(X, y, 0.25, seed=seed)
         name = f"FER2013 {path} (75/25 split)"
     if len(X_train) == 0 or len(X_test) == 0:

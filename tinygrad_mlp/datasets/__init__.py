@@ -58,18 +58,8 @@ _IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(
               0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-def _read_bytes(path: str) -> bytes:
-    """The file's bytes, un-gzipped when it starts with the gzip magic 1f 8b (whatever its name)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such file: {path!r}")
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as error:
-        raise ValueError(f"{path!r} is a corrupt or truncated gzip file: {error}") from None
+# Deflate never inflates more than 1032:1, so a gzip file declaring more data than that is a lie.
+_GZIP_MAX_RATIO = 1032
 
 
 def load_idx(path: str | os.PathLike) -> np.ndarray:
@@ -77,31 +67,78 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
 
     The format: two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
     0x0D float32, 0x0E float64), the number of dimensions, then each size as a big-endian
-    uint32, then the values. A bad magic number, an unknown type, truncated data or trailing
-    bytes are a ValueError naming the file.
+    uint32, then the values. Gzip is detected by its magic bytes (1f 8b) whatever the name, and
+    streamed: the header is read first and at most the data it declares is inflated, after the
+    declared size was checked against the file's. A bad magic number, an unknown type, a size
+    the file cannot hold, truncated data or trailing bytes are a ValueError naming the file.
     """
     path = os.fspath(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"{path!r} is not an IDX file: its magic number is {raw[:4].hex(' ')!r}, "
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path!r}")
+    with open(path, "rb") as raw:
+        size = os.fstat(raw.fileno()).st_size
+        compressed = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        stream: Any = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        try:
+            return _read_idx(stream, path, size, compressed)
+        except (OSError, EOFError, zlib.error) as error:
+            if not compressed:
+                raise
+            raise ValueError(f"{path!r} is a corrupt or truncated gzip file: {error}") from None
+        finally:
+            stream.close()
+
+
+def _read_exactly(stream: Any, count: int) -> bytes:
+    data = stream.read(count)
+    return data if data is not None else b""
+
+
+def _read_into(stream: Any, buffer: memoryview) -> int:
+    """Fill `buffer` from `stream`; the count of bytes read (fewer only at the end of the data)."""
+    filled = 0
+    while filled < len(buffer):
+        count = stream.readinto(buffer[filled:])
+        if not count:
+            break
+        filled += count
+    return filled
+
+
+def _read_idx(stream: Any, path: str, size: int, compressed: bool) -> np.ndarray:
+    magic = _read_exactly(stream, 4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0:
+        raise ValueError(f"{path!r} is not an IDX file: its magic number is {magic.hex(' ')!r}, "
                          "expected 00 00 <type> <ndim>")
-    if raw[2] not in _IDX_TYPES:
-        raise ValueError(f"{path!r}: unknown IDX type code 0x{raw[2]:02X} (expected one of "
+    if magic[2] not in _IDX_TYPES:
+        raise ValueError(f"{path!r}: unknown IDX type code 0x{magic[2]:02X} (expected one of "
                          f"{', '.join(f'0x{code:02X}' for code in _IDX_TYPES)})")
-    dtype, ndim = _IDX_TYPES[raw[2]], raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{path!r} is truncated: its header needs {header} bytes for {ndim} "
-                         f"dimensions, the file has {len(raw)}")
-    shape = tuple(int(size) for size in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dtype, ndim = _IDX_TYPES[magic[2]], magic[3]
+    sizes = _read_exactly(stream, 4 * ndim)
+    if len(sizes) < 4 * ndim:
+        raise ValueError(f"{path!r} is truncated: its header needs {4 + 4 * ndim} bytes for "
+                         f"{ndim} dimensions, the file has {4 + len(sizes)}")
+    shape = tuple(int(n) for n in np.frombuffer(sizes, dtype=">u4"))
     expected = math.prod(shape) * dtype.itemsize
-    found = len(raw) - header
-    if found != expected:
+    header = 4 + 4 * ndim
+    if not compressed and header + expected != size:
+        found = size - header
         problem = "is truncated" if found < expected else "has trailing bytes"
         raise ValueError(f"{path!r} {problem}: shape {shape} of {dtype.name} needs {expected} "
                          f"bytes of data, found {found}")
-    values = np.frombuffer(raw, dtype=dtype, offset=header)
-    return values.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
+    if compressed and header + expected > _GZIP_MAX_RATIO * size:
+        raise ValueError(f"{path!r}: its header declares shape {shape} of {dtype.name} "
+                         f"({expected} bytes), more than a {size}-byte gzip file can hold")
+    values = np.empty(math.prod(shape), dtype=dtype)
+    found = _read_into(stream, memoryview(values.view(np.uint8)))
+    if found != expected:
+        raise ValueError(f"{path!r} is truncated: shape {shape} of {dtype.name} needs "
+                         f"{expected} bytes of data, found {found}")
+    if compressed and _read_exactly(stream, 1):
+        raise ValueError(f"{path!r} has trailing bytes: shape {shape} of {dtype.name} needs "
+                         f"{expected} bytes of data, the file has more")
+    return values.astype(dtype.newbyteorder("="), copy=False).reshape(shape)
 
 
 def _find(directory: str, names: list[str], what: str) -> str:
@@ -113,12 +150,16 @@ def _find(directory: str, names: list[str], what: str) -> str:
                             f"{', '.join(names)}")
 
 
+_MNIST_CLASSES = 10          # digits 0–9; Fashion-MNIST's 10 kinds of clothing
+
+
 def load_mnist(directory: str | os.PathLike, kind: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """MNIST or Fashion-MNIST from `directory`: images uint8 (N, 28, 28), labels uint8 (N,).
 
     `kind` "train" reads train-images-idx3-ubyte / train-labels-idx1-ubyte, "test" the t10k-
     files; names with a dot (train-images.idx3-ubyte) and `.gz` copies are found too. Values
-    are as stored (0–255): scale them yourself (the CLI divides by 255).
+    are as stored (0–255): scale them yourself (the CLI divides by 255). A label outside 0–9 is
+    a ValueError naming the file and the label's offset.
     """
     if kind not in ("train", "test"):
         raise ValueError(f"kind must be 'train' or 'test', got {kind!r}")
@@ -137,6 +178,10 @@ def load_mnist(directory: str | os.PathLike, kind: str = "train") -> tuple[np.nd
     if labels.ndim != 1 or labels.dtype != np.uint8:
         raise ValueError(f"{paths['labels']!r}: expected uint8 labels of shape (N,), "
                          f"got {labels.dtype} of shape {labels.shape}")
+    if labels.size and labels.max() >= _MNIST_CLASSES:
+        at = int(np.argmax(labels >= _MNIST_CLASSES))
+        raise ValueError(f"{paths['labels']!r}: label {int(labels[at])} at index {at} (byte offset "
+                         f"{8 + at}) is not a class 0–{_MNIST_CLASSES - 1}")
     if len(images) != len(labels):
         raise ValueError(f"MNIST {kind} files disagree: {paths['images']!r} has {len(images)} "
                          f"images, {paths['labels']!r} has {len(labels)} labels")
@@ -160,35 +205,47 @@ def _parse_pixels(text: str) -> np.ndarray:
             return np.zeros(0, dtype=np.int64)
 
 
-def _fer_rows(f: Any) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) of a CSV without quoted newlines; plain lines skip the csv module."""
-    for number, line in enumerate(f, start=1):
+def _fer_rows(f: Any, path: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of a CSV read as bytes and decoded line by line, so a byte that is
+    not UTF-8 is reported with its line; no quoted newlines; plain lines skip the csv module."""
+    for number, raw in enumerate(f, start=1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")   # -sig: drop a BOM
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{path!r}, line {number}: not UTF-8 text (byte "
+                             f"0x{raw[error.start]:02x} at column {error.start + 1})") from None
         line = line.rstrip("\r\n")
         yield number, (next(csv.reader([line]), []) if '"' in line else
                        line.split(",") if line else [])
 
 
-def load_fer2013(csv_path: str | os.PathLike, usage: str | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _excerpt(text: str, limit: int = 40) -> str:
+    """`text` quoted, cut to `limit` characters so a message never quotes a row of pixels."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"… ({len(text)} chars)"
+
+
+def load_fer2013(csv_path: str | os.PathLike, usage: str | None = None,
+                 return_usage: bool = False) -> tuple[np.ndarray, ...]:
     """The FER2013 CSV: X uint8 (N, 48, 48) face images, y int64 emotions 0–6 (see EMOTIONS).
 
     The file has a header `emotion,pixels,Usage` and one face per row, its 2304 pixels as
     space-separated ints 0–255. `usage` keeps only the rows of "Training", "PublicTest" or
-    "PrivateTest" (the Usage column is then required). A malformed row is a ValueError naming
-    the file and its line.
+    "PrivateTest" (the Usage column is then required). `return_usage=True` also returns each
+    kept row's Usage (a str array, or None without the column), so one pass can split the file.
+    A malformed row is a ValueError naming the file and its line.
     """
     if usage is not None and usage not in _USAGES:
         raise ValueError(f"usage must be None or one of {', '.join(_USAGES)}, got {usage!r}")
     csv_path = os.fspath(csv_path)
     if not os.path.isfile(csv_path):
         raise FileNotFoundError(f"no such file: {csv_path!r}")
-    images, labels = [], []
-    with open(csv_path, encoding="utf-8-sig") as f:           # -sig: a BOM is dropped
-        rows = _fer_rows(f)
+    images, labels, usages = [], [], []
+    with open(csv_path, "rb") as f:
+        rows = _fer_rows(f, csv_path)
         header = [name.strip() for name in next(rows, (1, []))[1]]
         if "emotion" not in header or "pixels" not in header:
-            raise ValueError(f"{csv_path!r}: expected a FER2013 header 'emotion,pixels,Usage', "
-                             f"got {','.join(header)!r}")
+            raise ValueError(f"{csv_path!r}, line 1: expected the FER2013 header "
+                             f"'emotion,pixels,Usage', got {_excerpt(','.join(header))}")
         if usage is not None and "Usage" not in header:
             raise ValueError(f"{csv_path!r} has no Usage column to select {usage!r} from")
         emotion_at, pixels_at = header.index("emotion"), header.index("pixels")
@@ -199,22 +256,27 @@ def load_fer2013(csv_path: str | os.PathLike, usage: str | None = None
             where = f"{csv_path!r}, line {number}"
             if len(row) != len(header):
                 raise ValueError(f"{where}: expected {len(header)} fields, got {len(row)}")
-            if usage_at is not None and row[usage_at].strip() not in _USAGES:
-                raise ValueError(f"{where}: Usage {row[usage_at]!r} is not one of "
+            row_usage = None if usage_at is None else row[usage_at].strip()
+            if usage_at is not None and row_usage not in _USAGES:
+                raise ValueError(f"{where}: Usage {_excerpt(row[usage_at])} is not one of "
                                  f"{', '.join(_USAGES)}")
-            if usage is not None and row[usage_at].strip() != usage:
+            if usage is not None and row_usage != usage:
                 continue
             emotion = row[emotion_at].strip()
             if not (emotion.isascii() and emotion.isdigit()) or int(emotion) >= len(EMOTIONS):
-                raise ValueError(f"{where}: emotion {emotion!r} is not an int in 0–6")
+                raise ValueError(f"{where}: emotion {_excerpt(emotion)} is not an int in 0–6")
             image = _parse_pixels(row[pixels_at])
             if image.size != _FER_PIXELS or image.min() < 0 or image.max() > 255:
                 raise ValueError(f"{where}: expected {_FER_PIXELS} space-separated ints in "
                                  "0–255 in the pixels field")
             images.append(image.astype(np.uint8))
             labels.append(int(emotion))
+            usages.append(row_usage)
     X = np.array(images, dtype=np.uint8).reshape(-1, 48, 48)
-    return X, np.array(labels, dtype=np.int64)
+    y = np.array(labels, dtype=np.int64)
+    if not return_usage:
+        return X, y
+    return X, y, (None if usage_at is None else np.array(usages, dtype=str))
 
 
 # --- synthetic sets for teaching -----------------------------------------------------------------
