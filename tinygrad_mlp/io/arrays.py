@@ -17,7 +17,7 @@ import re
 import secrets
 import stat
 import zipfile
-from typing import Any, BinaryIO, Mapping
+from typing import Any, BinaryIO, Callable, Mapping
 
 import numpy as np
 
@@ -46,15 +46,29 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike) -> None:
     if not path:
         raise ValueError("save: the path is empty")
     arrays = _arrays_to_save(state_dict, path)
+    write_atomically(path, lambda file: _write_npz(file, arrays), "save")
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None],
+                     caller: str = "save") -> None:
+    """Call `write(file)` on a temp file beside `path`, fsync it, then rename it over `path`.
+
+    The one way every file of the library is written (see `save` for the guarantees: mode,
+    special files refused, symlinks written through, stale temp files removed); `caller` names
+    the function in error messages.
+    """
+    path = os.fspath(path)
+    if not path:
+        raise ValueError(f"{caller}: the path is empty")
     target = os.path.realpath(path)           # a symlink is written through to its target
-    mode = _mode_for(target, path)
+    mode = _mode_for(target, path, caller)
     folder, name = os.path.split(target)
-    temp, fd = _create_temp(folder, name, path)
+    temp, fd = _create_temp(folder, name, path, caller)
     try:
         if mode is not None:
             os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as file:
-            _write_npz(file, arrays)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, target)
@@ -64,13 +78,13 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike) -> None:
         except FileNotFoundError:
             pass
         if isinstance(error, OSError):
-            raise OSError(error.errno, f"save: could not write {path!r}: "
+            raise OSError(error.errno, f"{caller}: could not write {path!r}: "
                           f"{error.strerror or error}") from error
         raise
     _remove_stale_temps(folder, name)
 
 
-def _mode_for(target: str, path: str) -> int | None:
+def _mode_for(target: str, path: str, caller: str) -> int | None:
     """The replaced file's permission bits (None for a new file: the umask applies); anything at
     `target` that is not a regular file is refused before it could be replaced."""
     try:
@@ -79,7 +93,8 @@ def _mode_for(target: str, path: str) -> int | None:
         return None
     if not stat.S_ISREG(info.st_mode):
         kind = _file_kind(info.st_mode)
-        raise ValueError(f"save: {path!r} is {kind}, not a regular file; refusing to replace it")
+        raise ValueError(f"{caller}: {path!r} is {kind}, not a regular file; refusing to "
+                         "replace it")
     return stat.S_IMODE(info.st_mode)
 
 
@@ -89,7 +104,7 @@ def _file_kind(mode: int) -> str:
     return next((kind for test, kind in kinds if test(mode)), "a special file")
 
 
-def _create_temp(folder: str, name: str, path: str) -> tuple[str, int]:
+def _create_temp(folder: str, name: str, path: str, caller: str) -> tuple[str, int]:
     """A new `.NAME.XXXXXXXX.tmp` beside the target, created with mode 0666 so the kernel applies
     the umask exactly as `open()` would (mkstemp would force 0600)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -101,7 +116,7 @@ def _create_temp(folder: str, name: str, path: str) -> tuple[str, int]:
         except FileExistsError:
             continue
         except OSError as error:
-            raise OSError(error.errno, f"save: could not write {path!r}: "
+            raise OSError(error.errno, f"{caller}: could not write {path!r}: "
                           f"{error.strerror or error}") from error
 
 
