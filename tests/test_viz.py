@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import tinygrad_mlp as tm
 from tinygrad_mlp import nn, reference, viz
-from tinygrad_mlp.tensor import _topological_order
+from tinygrad_mlp.tensor import topological_order as _topological_order
 
 needs_matplotlib = pytest.mark.skipif(   # installed in CI (the `test` extra), so these run there
     importlib.util.find_spec("matplotlib") is None,

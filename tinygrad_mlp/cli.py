@@ -12,7 +12,6 @@ stderr and exit 1, never a traceback.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 import tinygrad_mlp as tm
+from tinygrad_mlp._checks import finite_real, non_negative_int, positive_int
 
 PROG = "tinygrad-mlp"
 
@@ -56,23 +56,21 @@ class CliError(Exception):
 
 # --- argument types (their errors are argparse usage errors) -------------------------------------
 
-def _number(convert: Any, accept: Any, expected: str) -> Any:
-    """An argparse type: `convert(text)` must succeed and pass `accept`, else a usage error."""
+def _number(convert: Any, check: Any, expected: str) -> Any:
+    """An argparse type: `check(convert(text))` (a `_checks` validator), else a usage error."""
     def parse(text: str) -> Any:
         try:
-            value = convert(text)
+            return check(convert(text))
         except ValueError:
-            value = None
-        if value is None or not accept(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
     return parse
 
 
-_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
-_non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
-_positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a positive finite number")
-_momentum = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+_positive_int = _number(int, lambda v: positive_int("value", v), "a positive integer")
+_non_negative_int = _number(int, lambda v: non_negative_int("value", v), "an integer >= 0")
+_positive_float = _number(float, lambda v: finite_real("value", v, low=0, low_open=True),
+                          "a positive finite number")
+_momentum = _number(float, lambda v: finite_real("value", v, low=0, high=1), "a number in [0, 1)")
 
 
 def _data_source(text: str) -> tuple[str, str | None]:

@@ -17,11 +17,11 @@ so `tm.manual_seed(s)` makes every epoch's order reproducible. numpy's global RN
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, Iterator
 
 import numpy as np
 
+from tinygrad_mlp._checks import fail, fraction as check_fraction, is_int, is_real, positive_int
 from tinygrad_mlp.tensor import get_default_dtype, get_generator
 
 __all__ = ["batches", "num_batches", "one_hot", "train_test_split", "split_validation",
@@ -30,26 +30,18 @@ __all__ = ["batches", "num_batches", "one_hot", "train_test_split", "split_valid
 
 # --- batching: the blog's three ways to learn ------------------------------------------------
 
-def _check_count(N: Any) -> int:
-    if isinstance(N, (bool, np.bool_)) or not isinstance(N, numbers.Integral) or N < 1:
-        raise ValueError(f"N (the number of samples) must be a positive int, got {N!r}")
-    return int(N)
-
-
 def _check_batch_size(batch_size: Any, N: int) -> int:
     """The batch size to use on N samples: None means all N; larger than N is clipped to N."""
     if batch_size is None:
         return N
-    if (isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, numbers.Integral)
-            or batch_size < 1):
-        raise ValueError("batch_size must be None (full batch) or a positive int "
-                         f"(1 for per-sample SGD), got {batch_size!r}")
-    return min(int(batch_size), N)
+    batch_size = positive_int("batch_size", batch_size, expected="None (full batch) or a "
+                              "positive int (1 for per-sample SGD)")
+    return min(batch_size, N)
 
 
 def num_batches(N: int, batch_size: int | None = None) -> int:
     """How many batches `batches(N, batch_size)` yields per epoch (the last short one counts)."""
-    N = _check_count(N)
+    N = positive_int("N (the number of samples)", N)
     return -(-N // _check_batch_size(batch_size, N))
 
 
@@ -66,7 +58,7 @@ def batches(N: int, batch_size: int | None = None, shuffle: bool = True,
     Shuffled mini-batches are read-only int64 index arrays (views of the permutation).
     Bad N or batch_size raise ValueError at the call, not at the first batch.
     """
-    N = _check_count(N)
+    N = positive_int("N (the number of samples)", N)
     size = _check_batch_size(batch_size, N)
     if not shuffle or size == N:
         return map(slice, range(0, N, size), [*range(size, N, size), N])
@@ -114,8 +106,7 @@ def one_hot(y: Any, k: int | None = None, dtype: Any = None) -> np.ndarray:
         if labels.size == 0:
             raise ValueError("one_hot of an empty y needs k (the number of classes)")
         k = int(labels.max()) + 1
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"k (the number of classes) must be a positive int, got {k!r}")
+    k = positive_int("k (the number of classes)", k)
     bad = np.flatnonzero((labels < 0) | (labels >= k))
     if bad.size:
         i = int(bad[0])
@@ -187,16 +178,12 @@ def train_test_split(X: Any, y: Any, test_size: float | int = 0.25,
     """
     X, y = _rows(X, y)
     N = len(X)
-    if isinstance(test_size, (bool, np.bool_)) or not isinstance(test_size, numbers.Real):
-        raise ValueError(f"test_size must be a fraction in (0, 1) or a number of rows, "
-                         f"got {test_size!r}")
-    if isinstance(test_size, numbers.Integral):
+    if is_int(test_size):
         n_test = int(test_size)
-    elif 0 < test_size < 1:
+    elif is_real(test_size) and 0 < test_size < 1:
         n_test = math.ceil(float(test_size) * N)
     else:
-        raise ValueError(f"test_size must be a fraction in (0, 1) or a number of rows, "
-                         f"got {test_size!r}")
+        fail("test_size", test_size, "a fraction in (0, 1) or a number of rows")
     if not 0 < n_test < N:
         side = "test" if n_test <= 0 else "training"
         left = n_test if n_test <= 0 else N - n_test
@@ -220,10 +207,7 @@ def split_validation(X: Any, Y: Any, fraction: float,
     """
     X, Y = _rows(X, Y)
     N = len(X)
-    if isinstance(fraction, (bool, np.bool_)) or not isinstance(fraction, numbers.Real) \
-            or not 0 < fraction < 1:
-        raise ValueError(f"validation_split must be a fraction in (0, 1), got {fraction!r}")
-    n_val = math.ceil(float(fraction) * N)
+    n_val = math.ceil(check_fraction("validation_split", fraction) * N)
     if n_val >= N:
         raise ValueError(f"validation_split={fraction!r} leaves 0 training samples out of {N}")
     train, val = _split_indices(Y, n_val, generator if generator is not None else get_generator())

@@ -13,20 +13,8 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from tinygrad_mlp._checks import finite_real
 from tinygrad_mlp.tensor import Tensor
-
-
-def _check_number(owner: str, name: str, value: Any, low: float, high: float = math.inf,
-                  low_open: bool = False) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if ok:
-        value = float(value)
-        ok = math.isfinite(value) and (value > low if low_open else value >= low) and value < high
-    if not ok:
-        bound = f"> {low}" if low_open else f">= {low}"
-        upper = "" if high == math.inf else f" and < {high}"
-        raise ValueError(f"{owner}: {name} must be a finite number {bound}{upper}, got {value!r}")
-    return value
 
 
 class Optimizer:
@@ -83,7 +71,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._lr = _check_number(type(self).__name__, "lr", value, 0.0, low_open=True)
+        self._lr = finite_real("lr", value, type(self).__name__, 0.0, low_open=True)
 
     def zero_grad(self) -> None:
         """Forget every parameter's gradient (grad = None)."""
@@ -148,8 +136,8 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr)
-        self.momentum = _check_number("SGD", "momentum", momentum, 0.0)
-        self.weight_decay = _check_number("SGD", "weight_decay", weight_decay, 0.0)
+        self.momentum = finite_real("momentum", momentum, "SGD", 0.0)
+        self.weight_decay = finite_real("weight_decay", weight_decay, "SGD", 0.0)
         if nesterov and self.momentum == 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
         self.nesterov = bool(nesterov)
@@ -208,10 +196,10 @@ class Adam(Optimizer):
         super().__init__(params, lr)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
-        self.betas = (_check_number("Adam", "betas[0]", betas[0], 0.0, 1.0),
-                      _check_number("Adam", "betas[1]", betas[1], 0.0, 1.0))
-        self.eps = _check_number("Adam", "eps", eps, 0.0)
-        self.weight_decay = _check_number("Adam", "weight_decay", weight_decay, 0.0)
+        self.betas = (finite_real("betas[0]", betas[0], "Adam", 0.0, 1.0),
+                      finite_real("betas[1]", betas[1], "Adam", 0.0, 1.0))
+        self.eps = finite_real("eps", eps, "Adam", 0.0)
+        self.weight_decay = finite_real("weight_decay", weight_decay, "Adam", 0.0)
         n = len(self.params)
         self._m: list[np.ndarray | None] = [None] * n
         self._v: list[np.ndarray | None] = [None] * n

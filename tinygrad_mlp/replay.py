@@ -24,7 +24,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tinygrad_mlp.tensor import Tensor, _backpropagate, _config, _topological_order
+from tinygrad_mlp.tensor import (Tensor, TapeEntry, backpropagate, is_recording, record_tape,
+                                 topological_order)
 
 
 class _Program:
@@ -36,10 +37,10 @@ class _Program:
     `a2=`) is overwritten in place instead, so that everything that captured it sees the new values.
     """
 
-    def __init__(self, tape: list, output: Tensor, loss: Tensor, X: np.ndarray, Y: np.ndarray,
-                 order: list[Tensor]) -> None:
+    def __init__(self, tape: list[TapeEntry], output: Tensor, loss: Tensor, X: np.ndarray,
+                 Y: np.ndarray, order: list[Tensor]) -> None:
         self.output, self.loss = output, loss
-        self.order = [node for node in order if node._ctx is not None]   # the op nodes
+        self.order = [node for node in order if node.creator is not None]   # the op nodes
         self.checked = False       # until its first replay agrees with an eager forward
         tensors = {id(t): t for _, parents, _, result in tape for t in (*parents, result)}
         holders: dict[int, list[Tensor]] = {}
@@ -59,13 +60,13 @@ class _Program:
 
         self.X, self.Y = slot(X), slot(Y)
         self.steps = []            # (Function, its ctx, inputs, options, output's slot) per op
-        for cls, parents, options, result in tape:
-            ctx = cls()            # one ctx per op, reused by every replay: forward refills it
+        for ctx, parents, options, result in tape:
+            # The recorded ctx stays the output's creator; the eager backward emptied it, so it
+            # gets its inputs back, and every replay's forward refills the rest.
             ctx.needs_input_grad = tuple([p.requires_grad for p in parents])
             if result.requires_grad:
                 ctx.parents = parents
-                result._ctx = ctx
-            self.steps.append((cls, ctx, parents, options, slot(result.data)))
+            self.steps.append((type(ctx), ctx, parents, options, slot(result.data)))
         self.seed = np.ones_like(loss.data)      # dJ/dJ, read-only: shared by every replay
         self.seed.flags.writeable = False
 
@@ -98,7 +99,7 @@ class TrainStep:
         program = self._programs.get(key)
         if program is not None:
             return self._replay(program, X, Y)
-        if len(self._programs) >= self.max_programs or _config["tape"] is not None:
+        if len(self._programs) >= self.max_programs or is_recording():
             return self._eager(X, Y)
         return self._record(key, X, Y)
 
@@ -118,16 +119,12 @@ class TrainStep:
 
     def _record(self, key: tuple, X: np.ndarray, Y: np.ndarray) -> float:
         X_buffer, Y_buffer = np.array(X), np.array(Y)
-        tape: list = []
-        _config["tape"] = tape
-        try:
+        with record_tape() as tape:
             output = self.model(X_buffer)
             J = self.loss(output, Y_buffer)
-        finally:
-            _config["tape"] = None
         self.output = output.data
         replayable = J.requires_grad and _reads(tape, X_buffer) and _reads(tape, Y_buffer)
-        order = _topological_order(J) if replayable else []
+        order = topological_order(J) if replayable else []
         value = self._finish(J, lambda: J.backward())
         if replayable:          # (built after the eager backward, which frees the graph's ctxs)
             self._programs[key] = _Program(tape, output, J, X_buffer, Y_buffer, order)
@@ -148,7 +145,7 @@ class TrainStep:
                 self.replay = False
                 self._programs.clear()
                 return self._eager(X, Y)
-        return self._finish(J, lambda: _backpropagate(program.order, J, program.seed, True))
+        return self._finish(J, lambda: backpropagate(program.order, program.seed, True))
 
 
 def _renew(slot: tuple[np.ndarray, list[Tensor], bool], new: Any) -> None:
@@ -163,7 +160,7 @@ def _renew(slot: tuple[np.ndarray, list[Tensor], bool], new: Any) -> None:
         tensor.data = new
 
 
-def _reads(tape: list, buffer: np.ndarray) -> bool:
+def _reads(tape: list[TapeEntry], buffer: np.ndarray) -> bool:
     """Does some recorded Function take `buffer` (or a view of it) as an input?"""
     return any(p.data is buffer or p.data.base is buffer for _, parents, _, _ in tape
                for p in parents)

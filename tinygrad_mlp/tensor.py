@@ -6,47 +6,73 @@ one gradient per input. `Function.apply` runs forward and, when a gradient will 
 remembers the inputs (`ctx.parents`) on the output. `Tensor.backward` then walks that graph in
 reverse topological order and applies the chain rule: "never stop until you reach the target".
 
-The built-in Functions live in `ops.py`; the Tensor methods here are one-line calls into them.
+The built-in Functions live in the package `ops/`; the Tensor methods here are one-line calls
+into them.
+
+The seams other layers build on (only this file touches a Tensor's private fields):
+
+    tensor.creator              the Function that made a tensor (None for a leaf); its
+                                `.parents` are the inputs, `type(creator)` the op
+    topological_order(root)     the nodes behind root that need a gradient, inputs first
+    backpropagate(order, grad)  the backward walk over such an order (what backward() runs)
+    record_tape()               a context manager listing every Function call (TapeEntry)
+    config, using_config        the switches (grad mode, tape, default dtype) in one object
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-# --- global configuration: grad mode, default dtype, the one random generator ---------------
+# --- configuration: grad mode, tape, default dtype, the one random generator ---------------
 
 _FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-_config = {"grad_enabled": True, "dtype": np.dtype(np.float32), "tape": None}
+
+
+class Config:
+    """The engine's switches, kept in one object (DeZero's `Config`); change them only through
+    `using_config` (or `no_grad`, `enable_grad`, `record_tape`, `set_default_dtype`).
+
+    grad_enabled  record the graph (False inside `no_grad`)
+    tape          the list `record_tape` appends each Function call to, or None
+    dtype         the dtype ints, lists and scalars become
+    """
+
+    def __init__(self) -> None:
+        self.grad_enabled = True
+        self.tape: list[TapeEntry] | None = None
+        self.dtype = np.dtype(np.float32)
+
+
+config = Config()
 _generator = np.random.default_rng()
 
 
 @contextlib.contextmanager
-def no_grad() -> Iterator[None]:
+def using_config(name: str, value: Any) -> Iterator[None]:
+    """Set `config.<name>` to `value` inside the block and restore it after, even on error."""
+    previous = getattr(config, name)
+    setattr(config, name, value)
+    try:
+        yield
+    finally:
+        setattr(config, name, previous)
+
+
+def no_grad() -> contextlib.AbstractContextManager[None]:
     """Nothing computed inside is recorded: no graph, no gradients (use for inference)."""
-    previous = _config["grad_enabled"]
-    _config["grad_enabled"] = False
-    try:
-        yield
-    finally:
-        _config["grad_enabled"] = previous
+    return using_config("grad_enabled", False)
 
 
-@contextlib.contextmanager
-def enable_grad() -> Iterator[None]:
+def enable_grad() -> contextlib.AbstractContextManager[None]:
     """Record the graph again inside a `no_grad` block."""
-    previous = _config["grad_enabled"]
-    _config["grad_enabled"] = True
-    try:
-        yield
-    finally:
-        _config["grad_enabled"] = previous
+    return using_config("grad_enabled", True)
 
 
 def is_grad_enabled() -> bool:
-    return _config["grad_enabled"]
+    return config.grad_enabled
 
 
 def set_default_dtype(dtype: Any) -> None:
@@ -54,11 +80,11 @@ def set_default_dtype(dtype: Any) -> None:
     dtype = np.dtype(dtype)
     if dtype not in _FLOAT_DTYPES:
         raise TypeError(f"default dtype must be float16, float32 or float64, got {dtype}")
-    _config["dtype"] = dtype
+    config.dtype = dtype
 
 
 def get_default_dtype() -> np.dtype:
-    return _config["dtype"]
+    return config.dtype
 
 
 def manual_seed(seed: int | None) -> np.random.Generator:
@@ -95,7 +121,7 @@ def as_array(data: Any, dtype: Any = None) -> np.ndarray:
         return array.astype(dtype, copy=False)
     if isinstance(data, np.ndarray) and array.dtype.kind == "f":
         return array
-    return array.astype(_config["dtype"])
+    return array.astype(config.dtype)
 
 
 # --- Function: forward and backward of one op, with its context -----------------------------
@@ -120,7 +146,7 @@ class Function:
     broadcast shape. `ctx.needs_input_grad[i]` says whether input i needs a gradient at all.
     """
 
-    parents: list[Tensor] | None = None   # set by apply; None again once backward frees it
+    parents: list[Tensor] | None = None   # the inputs, set by apply; None once backward frees it
     rule: str = ""   # one line for viz.explain: the local derivative that backward applies
 
     @staticmethod
@@ -141,15 +167,50 @@ class Function:
         parents = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
         ctx.needs_input_grad = needs = tuple([p.requires_grad for p in parents])
         result = _wrap(cls.forward(ctx, *[p.data for p in parents], **options))
-        if True in needs and _config["grad_enabled"]:
+        if True in needs and config.grad_enabled:
             ctx.parents = parents
             result.requires_grad, result._ctx = True, ctx
-        if _config["tape"] is not None:    # a TrainStep is recording (see replay.py)
-            _config["tape"].append((cls, parents, options, result))
+        if config.tape is not None:    # inside record_tape()
+            config.tape.append(TapeEntry(ctx, parents, options, result))
         return result
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} backward>"
+
+
+# --- the tape: every Function call inside a block, in order ------------------------------------
+
+class TapeEntry(NamedTuple):
+    """One recorded call: `function` is the Function instance (its ctx: `type(function)` is the
+    op), `inputs` the Tensors it read, `options` its keyword arguments, `output` its result."""
+    function: Function
+    inputs: list[Tensor]
+    options: dict[str, Any]
+    output: Tensor
+
+
+@contextlib.contextmanager
+def record_tape() -> Iterator[list[TapeEntry]]:
+    """Record every `Function.apply` inside the block, with or without grad, on a list.
+
+    >>> with record_tape() as tape:
+    ...     y = (Tensor([1.0, 2.0]) * 3).sum()
+    >>> [type(entry.function).__name__ for entry in tape]
+    ['Mul', 'Sum']
+
+    The tape holds its Tensors alive. Tapes do not nest: recording inside a recording is a
+    RuntimeError (check `is_recording()` first). `train.replay.TrainStep` replays such tapes.
+    """
+    if config.tape is not None:
+        raise RuntimeError("record_tape() inside another record_tape(): tapes do not nest")
+    tape: list[TapeEntry] = []
+    with using_config("tape", tape):
+        yield tape
+
+
+def is_recording() -> bool:
+    """Is a `record_tape()` block active?"""
+    return config.tape is not None
 
 
 # --- Tensor ----------------------------------------------------------------------------------
@@ -196,7 +257,7 @@ class Tensor:
             if grad.shape != self.data.shape:
                 raise ValueError(f"backward(): grad shape {grad.shape} does not match output shape "
                                  f"{self.data.shape}")
-        _backpropagate(_topological_order(self), self, grad, retain_graph)
+        backpropagate(topological_order(self), grad, retain_graph)
 
     def retain_grad(self) -> Tensor:
         """Keep `.grad` on this non-leaf tensor during backward (leaves always keep theirs)."""
@@ -230,7 +291,23 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
+        """Made by no recorded op: created by the user, by `detach()`, or under `no_grad`."""
         return self._ctx is None
+
+    @property
+    def creator(self) -> Function | None:
+        """The Function (its ctx) that computed this tensor, None for a leaf (PyTorch's grad_fn).
+
+        `creator.parents` are its inputs, in order (None once backward freed the graph), and
+        `type(creator)` is the op. This is how other layers read the graph: viz draws it, a
+        loss recognises the Softmax or Sigmoid it can fuse with (`nn.losses`).
+        """
+        return self._ctx
+
+    @property
+    def retains_grad(self) -> bool:
+        """Will backward keep `.grad` on this non-leaf tensor (`retain_grad()` was called)?"""
+        return self._retain_grad
 
     @property
     def op(self) -> str | None:
@@ -365,13 +442,15 @@ class Tensor:
         return ops.Transpose.apply(self, axes=None)
 
 
-# --- graph walking ---------------------------------------------------------------------------
+# --- graph walking: the topological order and the backward walk over it ----------------------
 
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Every node that needs a gradient, each after all of its inputs.
+def topological_order(root: Tensor) -> list[Tensor]:
+    """Every node behind `root` that needs a gradient, each after all of its inputs; root last.
 
     A depth-first walk with an explicit stack of (node, its remaining inputs), so a graph of any
-    depth works (no recursion limit). Tensors hash by identity: they define no __eq__.
+    depth works (no recursion limit). Tensors hash by identity: they define no __eq__. Inputs
+    that need no gradient (data, constants) are not in it; their consumers' `creator.parents`
+    still lists them.
     """
     order: list[Tensor] = []
     visited = {root}
@@ -396,14 +475,20 @@ def _inputs(node: Tensor) -> Iterator[Tensor]:
     return iter(ctx.parents) if ctx is not None and ctx.parents is not None else iter(())
 
 
-def _backpropagate(order: list[Tensor], root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
-    """The chain rule: walk `order` (inputs before outputs) backwards from d(root) = grad.
+def backpropagate(order: list[Tensor], grad: np.ndarray, retain_graph: bool = False,
+                  retain_grads: bool = False) -> None:
+    """The chain rule: walk `order` backwards from its last node, the root, whose gradient is
+    `grad` (an array of the root's shape and dtype). `Tensor.backward` is this walk over
+    `topological_order(root)`; a caller that kept an order (TrainStep, viz) passes it again.
 
-    Each node's gradient is complete when it is reached (all its consumers come later in
-    `order`), so its Function's backward runs exactly once; gradients of a node used several
-    times add up, out of place, so no array is ever shared and then mutated. A leaf keeps each
-    gradient the moment it arrives.
+    `order` lists inputs before outputs (leaves may be left out: they get their gradient from
+    their consumers). Each node's gradient is complete when it is reached (all its consumers
+    come later in `order`), so its Function's backward runs exactly once; gradients of a node
+    used several times add up, out of place, so no array is ever shared and then mutated. A leaf
+    keeps each gradient the moment it arrives. `retain_grads`: every non-leaf also keeps the
+    gradient that reached it in `.grad`, as if `retain_grad()` had been called on each.
     """
+    root = order[-1]
     kept = {id(grad)}          # arrays some .grad (or the caller) holds: copy before keeping again
     if root._ctx is None:
         _keep(root, grad, kept)
@@ -416,7 +501,7 @@ def _backpropagate(order: list[Tensor], root: Tensor, grad: np.ndarray, retain_g
             if ctx is not None and not retain_graph:
                 ctx.__dict__.clear()
             continue
-        if node._retain_grad:
+        if node._retain_grad or retain_grads:
             _keep(node, node_grad, kept)
         parents = ctx.parents
         if parents is None:
@@ -487,7 +572,7 @@ def _sum_to_shape(grad: np.ndarray, data: np.ndarray, ctx: Function) -> np.ndarr
 
 def graph_size(root: Tensor) -> int:
     """How many recorded ops stand behind `root` (0 for a leaf or after no_grad/backward)."""
-    return sum(1 for node in _topological_order(root) if node._ctx is not None
+    return sum(1 for node in topological_order(root) if node._ctx is not None
                and node._ctx.parents is not None)
 
 

@@ -14,7 +14,6 @@ printed lines and error messages, from 0 in `History.epoch` and callback argumen
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from tinygrad_mlp._checks import choice, finite_real, non_negative_int
 from tinygrad_mlp.data import batches, num_batches, one_hot, split_validation
 from tinygrad_mlp.nn import CrossEntropyLoss, Module
 from tinygrad_mlp.replay import TrainStep
@@ -121,15 +121,10 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
                  mode: str = "auto", restore_best: bool = True) -> None:
-        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 0:
-            raise ValueError(f"EarlyStopping: patience must be an int >= 0, got {patience!r}")
-        if (isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real)
-                or not min_delta >= 0 or not math.isfinite(min_delta)):
-            raise ValueError(f"EarlyStopping: min_delta must be a finite number >= 0, "
-                             f"got {min_delta!r}")
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
-        self.monitor, self.patience, self.min_delta = monitor, int(patience), float(min_delta)
+        self.monitor = monitor
+        self.patience = non_negative_int("patience", patience, owner="EarlyStopping")
+        self.min_delta = finite_real("min_delta", min_delta, "EarlyStopping", low=0)
+        choice("mode", mode, ("auto", "min", "max"), owner="EarlyStopping")
         self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
         self.restore_best = bool(restore_best)
 
@@ -251,16 +246,9 @@ def _modules(model: Any) -> list[Any]:
     return list(model.modules()) if isinstance(model, Module) else [model]
 
 
-def _builtin(obj: Any) -> bool:
-    """Is `obj` one of tinygrad_mlp's own modules or losses (no data-dependent Python inside)?"""
-    return type(obj).__module__.startswith("tinygrad_mlp.nn")
-
-
-def _check_count(name: str, value: Any, low: int) -> int:
-    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
-            or value < low):
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
+def _replayable(obj: Any) -> bool:
+    """Has `obj` declared that its forward may be recorded once and replayed (Module.replayable)?"""
+    return getattr(obj, "replayable", False) is True
 
 
 # --- progress ------------------------------------------------------------------------------------
@@ -273,8 +261,7 @@ class _Progress:
     """A tqdm bar per epoch on a terminal, one plain line per epoch otherwise, or nothing."""
 
     def __init__(self, progress: bool | str, epochs: int) -> None:
-        if progress not in (True, False, "bar", "lines"):
-            raise ValueError(f"progress must be True, False, 'bar' or 'lines', got {progress!r}")
+        choice("progress", progress, (True, False, "bar", "lines"))
         self.epochs = epochs
         self.stream = sys.stdout
         self.mode = progress if isinstance(progress, str) else (
@@ -355,11 +342,7 @@ def _training_and_validation(model: Any, X: Any, Y: Any, batch_size: Any,
                              f"rows of shape {X.shape[1:]}")
         return X, Y, X_val, Y_val
     if validation_split:
-        if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
-                or not 0 <= validation_split < 1:
-            raise ValueError(f"validation_split must be a fraction in [0, 1), got "
-                             f"{validation_split!r}")
-        X, X_val, Y, Y_val = split_validation(X, Y, float(validation_split))
+        X, X_val, Y, Y_val = split_validation(X, Y, validation_split)
         return X, Y, X_val, Y_val
     return X, Y, None, None
 
@@ -390,8 +373,9 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
 
     - `replay`: each step runs through a `replay.TrainStep`, which records the step's graph
       once per batch shape and replays it (the same Functions, the same results, much less
-      Python per step). None (the default) replays when the model and the loss are built from
-      tinygrad_mlp's own modules, whose graphs never depend on the data's values; True vouches
+      Python per step). None (the default) replays when every module of the model and the loss
+      declare `replayable` (the built-in ones do: their graphs never depend on the data's
+      values); True vouches
       for a custom model; False always builds the graph anew. When replaying with
       CrossEntropyLoss, class-index Y are turned into one-hot rows once, up front (K read from
       the model's output for the first row), so the step's graph reads them directly.
@@ -410,7 +394,7 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
     restore when they went non-finite behind finite losses.) numpy floating-point warnings are
     silenced inside fit: the error is the report.
     """
-    epochs = _check_count("epochs", epochs, 0)
+    epochs = non_negative_int("epochs", epochs)
     bar = _Progress(progress, epochs)
     callbacks = _check_callbacks(loss, optimizer, callbacks)
     X, Y, X_val, Y_val = _training_and_validation(model, X, Y, batch_size, validation_data,
@@ -433,7 +417,7 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
         model.train()
 
     if replay is None:
-        replay = all(_builtin(module) for module in _modules(model)) and _builtin(loss)
+        replay = all(_replayable(module) for module in _modules(model)) and _replayable(loss)
     Y_loss = _loss_targets(model, loss, X, Y, labels) if replay else Y
     train_step = TrainStep(model, loss, optimizer, replay=bool(replay))
     isfinite = math.isfinite

@@ -28,7 +28,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from tinygrad_mlp import nn, reference
-from tinygrad_mlp.tensor import Tensor, _topological_order
+from tinygrad_mlp._checks import fail, is_int, positive_int
+from tinygrad_mlp.tensor import Tensor, backpropagate, topological_order
 
 __all__ = ["to_dot", "render", "explain", "backward_steps", "Step", "blog_network",
            "blog_example", "explain_blog", "compare_methods", "format_compare", "plot_history",
@@ -38,40 +39,34 @@ __all__ = ["to_dot", "render", "explain", "backward_steps", "Step", "blog_networ
 
 
 def _graph(root: Tensor) -> tuple[list[Tensor], list[tuple[Tensor, Tensor]]]:
-    """Every tensor behind `root`, constants included, inputs before outputs, and the edges
-    (input, output), one per input slot. Iterative: a deep graph cannot hit the recursion limit."""
-    order: list[Tensor] = []
+    """Every tensor behind `root`, inputs before outputs, and the edges (input, output), one per
+    input slot. Built on the engine's own `topological_order` (the nodes that need a gradient),
+    with each input that needs none (data, constants) placed just before its first consumer."""
+    nodes: list[Tensor] = []
     edges: list[tuple[Tensor, Tensor]] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        node, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
+    placed: set[int] = set()
+    for node in topological_order(root):
         for parent in _parents(node):
             edges.append((parent, node))
-            if id(parent) not in visited:
-                stack.append((parent, False))
-    return order, edges
+            if not parent.requires_grad and id(parent) not in placed:
+                placed.add(id(parent))
+                nodes.append(parent)
+        nodes.append(node)
+    return nodes, edges
 
 
 def _parents(node: Tensor) -> tuple[Tensor, ...]:
-    ctx = node._ctx
-    return () if ctx is None or ctx.parents is None else ctx.parents
+    creator = node.creator
+    return () if creator is None or creator.parents is None else tuple(creator.parents)
 
 
 def _is_freed(node: Tensor) -> bool:
     """Made by an op whose graph backward() already freed (without retain_graph=True)."""
-    return node._ctx is not None and node._ctx.parents is None
+    return node.creator is not None and node.creator.parents is None
 
 
 def _is_parameter(node: Tensor) -> bool:
-    return node._ctx is None and node.requires_grad
+    return node.is_leaf and node.requires_grad
 
 
 _LINEAR_OPS = ("Linear", "MatMul")
@@ -99,7 +94,7 @@ def _names(order: list[Tensor], params: Mapping[str, Tensor] | None) -> dict[int
         elif op in _ACTIVATIONS and parents and id(parents[0]) in z_of:
             names[id(node)] = f"a{z_of[id(parents[0])]}"
     root = order[-1] if order else None
-    if root is not None and id(root) not in names and root.data.size == 1 and root._ctx is not None:
+    if root is not None and id(root) not in names and root.data.size == 1 and not root.is_leaf:
         names[id(root)] = "J"
     return names
 
@@ -114,7 +109,7 @@ def _describe_leaf(node: Tensor, names: dict[int, str]) -> str:
 
 
 def _input_names(node: Tensor, names: dict[int, str]) -> list[str]:
-    return [names.get(id(p)) or (p.op if p._ctx is not None else _describe_leaf(p, names))
+    return [names.get(id(p)) or (p.op or _describe_leaf(p, names))
             for p in _parents(node)]
 
 
@@ -140,7 +135,7 @@ def _dot_escape(text: str) -> str:
 def _node_kind(node: Tensor) -> str:
     if _is_freed(node):
         return "freed"
-    if node._ctx is not None:
+    if not node.is_leaf:
         return "op"
     if node.requires_grad:
         return "parameter"
@@ -220,7 +215,7 @@ def to_dot(tensor: Tensor, params: Mapping[str, Tensor] | None = None,
 def _caption(tensor: Tensor) -> str:
     if _is_freed(tensor):
         return "graph already freed by backward(): call backward(retain_graph=True) to draw it"
-    if tensor._ctx is None:
+    if tensor.is_leaf:
         return "a leaf tensor: no graph behind it"
     return "computation graph (inputs → output); ‖g‖ = norm of the gradient"
 
@@ -266,7 +261,7 @@ def render(tensor: Tensor, path: str | os.PathLike, format: str | None = None,
 def _rule(node: Tensor) -> str:
     """The op's own `rule` (a class attribute beside its forward), else its docstring's first line."""
     op = node.op
-    function = type(node._ctx)
+    function = type(node.creator)
     if function.rule:
         return function.rule
     doc = (function.__doc__ or "").strip().splitlines()
@@ -293,7 +288,7 @@ class Step:
 
 def backward_steps(loss: Tensor, params: Mapping[str, Tensor] | None = None) -> list[Step]:
     """Run `loss.backward(retain_graph=True)` and record, node by node in the order the engine
-    visits them (reversed `_topological_order`), the gradient that arrived at each node.
+    visits them (reversed `topological_order`), the gradient that arrived at each node.
 
     Leaf gradients accumulate into `.grad` exactly as after `loss.backward()`; every
     intermediate node also keeps its gradient in `.grad` (as if `retain_grad()` had been called)
@@ -310,25 +305,24 @@ def backward_steps(loss: Tensor, params: Mapping[str, Tensor] | None = None) -> 
     if loss.data.size != 1:
         raise ValueError(f"explain: needs a scalar loss, got shape {loss.shape}; call .sum() "
                          f"or .mean() first")
-    order = list(reversed(_topological_order(loss)))   # the order backward() uses
+    forward_order = topological_order(loss)
+    order = list(reversed(forward_order))               # the order backward() visits
     freed = [node.op for node in order if _is_freed(node)]
     if freed:
         raise RuntimeError(f"explain: part of the graph (at {freed[0]}) was already freed by "
                            f"backward(); call backward(retain_graph=True) if you need both")
-    saved = [(node.grad, node._retain_grad) for node in order]
+    saved = [node.grad for node in order]
     for node in order:
         node.grad = None
-        if node._ctx is not None:
-            node._retain_grad = True
     try:
-        loss.backward(retain_graph=True)
+        backpropagate(forward_order, np.ones_like(loss.data), retain_graph=True,
+                      retain_grads=True)
         arrived = [node.grad for node in order]
     except BaseException:
-        for node, (grad, retain) in zip(order, saved):
-            node.grad, node._retain_grad = grad, retain
+        for node, grad in zip(order, saved):
+            node.grad = grad
         raise
-    for node, (grad, retain), new in zip(order, saved, arrived):
-        node._retain_grad = retain
+    for node, grad, new in zip(order, saved, arrived):
         node.grad = new if grad is None or new is None else grad + new
     all_nodes, _ = _graph(loss)
     names = _names(all_nodes, params)
@@ -336,7 +330,7 @@ def backward_steps(loss: Tensor, params: Mapping[str, Tensor] | None = None) -> 
     for position, (node, grad) in enumerate(zip(order, arrived), start=1):
         name = names.get(id(node)) or node.op or _describe_leaf(node, names)
         steps.append(Step(position, node, name, node.op, _input_names(node, names),
-                          None if node._ctx is None else _rule(node), grad,
+                          None if node.is_leaf else _rule(node), grad,
                           named=id(node) in names))
     return steps
 
@@ -451,7 +445,7 @@ def blog_network(X: Any, Y: Any, W1: Any, W2: Any, loss: str = "mse"
     nodes = dict(X=X, Y=Y, W1=W1, W2=W2, Z1=Z1, a1=a1, Z2=Z2, a2=a2, J=J)
     for name, node in nodes.items():
         node.name = name
-    for parent in J._ctx.parents:   # a fused loss wraps Y's array in a Tensor of its own
+    for parent in J.creator.parents:   # a fused loss wraps Y's array in a Tensor of its own
         if parent.data is Y.data:
             parent.name = "Y"
     return J, nodes
@@ -471,8 +465,8 @@ def blog_example(batch: int = 4, hidden: int = 8, loss: str = "mse", seed: int =
     if loss not in BLOG_LOSSES:
         raise ValueError(f"blog_example: loss must be one of {BLOG_LOSSES}, got {loss!r}")
     images, labels = datasets.load_digits()
-    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= len(images):
-        raise ValueError(f"blog_example: batch must be an int in 1..{len(images)}, got {batch!r}")
+    if not is_int(batch) or not 1 <= batch <= len(images):
+        fail("batch", batch, f"an int in 1..{len(images)}", owner="blog_example")
     rng = manual_seed(seed)
     rows = np.sort(rng.choice(len(images), size=batch, replace=False))
     X = images[rows] / images.dtype.type(16)
@@ -558,8 +552,7 @@ def compare_methods(X: Any, Y: Any, hidden: int = 32, epochs: int = 10,
                          f"{tuple(METHODS)}")
     if loss not in ("ce", "mse"):
         raise ValueError(f"compare_methods: loss must be 'ce' or 'mse', got {loss!r}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"compare_methods: epochs must be a positive int, got {epochs!r}")
+    epochs = positive_int("epochs", epochs, owner="compare_methods")
     rates = dict(lr) if isinstance(lr, Mapping) else {method: lr for method in methods}
     missing = [m for m in methods if m not in rates]
     if missing:

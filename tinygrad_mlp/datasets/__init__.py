@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import gzip
 import math
-import numbers
 import os
 import warnings
 import zlib
@@ -29,6 +28,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from tinygrad_mlp._checks import finite_real, is_int, positive_int
 from tinygrad_mlp.data import one_hot, train_test_split
 from tinygrad_mlp.datasets.download import DownloadError, fetch
 from tinygrad_mlp.tensor import get_generator
@@ -285,19 +285,6 @@ def _generator_for(seed: int | None) -> np.random.Generator:
     return get_generator() if seed is None else np.random.default_rng(seed)
 
 
-def _check_positive(name: str, value: Any) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _check_scale(name: str, value: Any) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
-            or not 0 <= value < math.inf:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
 def _per_class(n: int, k: int) -> np.ndarray:
     """n samples shared as evenly as possible among k classes (the first ones get the extra)."""
     return np.full(k, n // k) + (np.arange(k) < n % k)
@@ -316,7 +303,7 @@ def xor(n: int = 200, noise: float = 0.1, seed: int | None = None
     The four corners are used equally often, so `xor(4, noise=0)` is the truth table (shuffled).
     Not linearly separable: the smallest problem that needs the hidden layer.
     """
-    n, noise = _check_positive("n", n), _check_scale("noise", noise)
+    n, noise = positive_int("n", n), finite_real("noise", noise, low=0)
     rng = _generator_for(seed)
     corners = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)[np.arange(n) % 4]
     y = (corners[:, 0] != corners[:, 1]).astype(np.int64)
@@ -329,8 +316,8 @@ def spirals(n: int = 300, classes: int = 3, noise: float = 0.2, seed: int | None
 
     n points in total, shared as evenly as possible among the classes; `noise` jitters the angle.
     """
-    n, classes = _check_positive("n", n), _check_positive("classes", classes)
-    noise = _check_scale("noise", noise)
+    n, classes = positive_int("n", n), positive_int("classes", classes)
+    noise = finite_real("noise", noise, low=0)
     rng = _generator_for(seed)
     X, y = [], []
     for c, count in enumerate(_per_class(n, classes)):
@@ -349,11 +336,11 @@ def blobs(n: int = 300, centers: int | Any = 3, std: float = 1.0, dim: int | Non
     shape (k, dim); n points shared as evenly as possible among them, each coordinate with
     standard deviation `std`.
     """
-    n, std = _check_positive("n", n), _check_scale("std", std)
+    n, std = positive_int("n", n), finite_real("std", std, low=0)
     rng = _generator_for(seed)
-    if isinstance(centers, numbers.Integral) and not isinstance(centers, (bool, np.bool_)):
-        dim = 2 if dim is None else _check_positive("dim", dim)
-        centers = rng.uniform(-10.0, 10.0, size=(_check_positive("centers", centers), dim))
+    if is_int(centers):
+        dim = 2 if dim is None else positive_int("dim", dim)
+        centers = rng.uniform(-10.0, 10.0, size=(positive_int("centers", centers), dim))
     else:
         centers = np.asarray(centers, dtype=np.float64)
         if centers.ndim != 2 or centers.shape[0] < 1 or dim not in (None, centers.shape[1]):

@@ -7,16 +7,10 @@ from typing import Any, Iterator
 import numpy as np
 
 from tinygrad_mlp import ops
+from tinygrad_mlp._checks import integer, positive_int
 from tinygrad_mlp.nn import init
 from tinygrad_mlp.nn.module import Module
 from tinygrad_mlp.tensor import Tensor, get_default_dtype
-
-
-def _check_size(name: str, value: Any) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
-            or value <= 0:
-        raise ValueError(f"Linear: {name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 class Linear(Module):
@@ -26,11 +20,13 @@ class Linear(Module):
     e.g. `nn.init.he_normal(layer.weight)` for ReLU nets). Parameters take `dtype` or the default.
     """
 
+    replayable = True
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  dtype: Any = None) -> None:
         super().__init__()
-        self.in_features = _check_size("in_features", in_features)
-        self.out_features = _check_size("out_features", out_features)
+        self.in_features = positive_int("in_features", in_features, owner="Linear")
+        self.out_features = positive_int("out_features", out_features, owner="Linear")
         dtype = np.dtype(get_default_dtype() if dtype is None else dtype)
         if dtype.kind != "f":
             raise TypeError(f"Linear: dtype must be a float dtype, got {dtype}")
@@ -67,16 +63,22 @@ class Linear(Module):
 class Sigmoid(Module):
     """σ(Z) = 1 / (1 + e^−Z), the blog's activation; its derivative is a(1 − a)."""
 
+    replayable = True
+
     def forward(self, Z: Any) -> Tensor:
         return ops.Sigmoid.apply(Z)
 
 
 class Tanh(Module):
+    replayable = True
+
     def forward(self, Z: Any) -> Tensor:
         return ops.Tanh.apply(Z)
 
 
 class ReLU(Module):
+    replayable = True
+
     def forward(self, Z: Any) -> Tensor:
         return ops.ReLU.apply(Z)
 
@@ -84,11 +86,11 @@ class ReLU(Module):
 class Softmax(Module):
     """exp(Z) / Σ exp(Z) along `axis`. Feed it to CrossEntropyLoss(): the loss fuses with it."""
 
+    replayable = True
+
     def __init__(self, axis: int = -1) -> None:
         super().__init__()
-        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-            raise ValueError(f"Softmax: axis must be an int, got {axis!r}")
-        self.axis = int(axis)
+        self.axis = integer("axis", axis, owner="Softmax")
 
     def forward(self, Z: Any) -> Tensor:
         return ops.Softmax.apply(Z, axis=self.axis)
@@ -109,6 +111,8 @@ class Sequential(Module):
     Consecutive Linear layers must chain (out_features of one = in_features of the next); that is
     checked here, at construction. A single list of layers is accepted too (Keras style).
     """
+
+    replayable = True
 
     def __init__(self, *layers: Module) -> None:
         super().__init__()

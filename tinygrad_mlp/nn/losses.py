@@ -8,7 +8,8 @@ Targets may be Tensors or arrays; they never receive a gradient.
 Fusing with the output layer (the blog's remark that cross-entropy "yields the same result"):
 when a2 came out of a Sigmoid op (BCELoss) or a Softmax op (CrossEntropyLoss) that is still in
 the graph, the loss is computed from the logits Z2 with a log-sum-exp, so it is finite for any
-logits and its gradient with respect to Z2 is exactly (a2 − Y)/N.
+logits and its gradient with respect to Z2 is exactly (a2 − Y)/N. The one mechanism for this is
+`fusable_activation`: it reads a2's public `creator` (the op that made a2, and its inputs).
 """
 
 from __future__ import annotations
@@ -58,6 +59,16 @@ def _position(flat_index: int, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(flat_index, shape))
 
 
+def fusable_activation(a2: Tensor, activation: type[Function]) -> Function | None:
+    """The `activation` op (e.g. ops.Softmax) that computed a2, when a2 came straight out of it
+    and its graph is still alive; else None. Its `parents[0]` is the logits Z the loss fuses
+    with (under no_grad, or after backward freed the graph, there is nothing to fuse with)."""
+    creator = a2.creator
+    if type(creator) is activation and creator.parents is not None:
+        return creator
+    return None
+
+
 def _check_unit_interval(loss: str, what: str, array: np.ndarray, hint: str = "") -> None:
     """Every entry in [0, 1] (NaN fails too), else a ValueError naming the first bad entry."""
     if array.min() >= 0 and array.max() <= 1:
@@ -92,6 +103,8 @@ class MSELoss(Module):
     Note: PyTorch's MSELoss and Keras's mean_squared_error divide by N·K (every entry) and do
     not halve; multiply this loss by 2/K to compare.
     """
+
+    replayable = True
 
     def forward(self, a2: Any, Y: Any) -> Tensor:
         a2 = _prediction("MSELoss", a2)
@@ -152,13 +165,15 @@ class BCELoss(Module):
     BCE-with-logits, gradient (a2 − Y)/N with respect to the logits). Targets must lie in [0, 1].
     """
 
+    replayable = True
+
     def forward(self, a2: Any, Y: Any) -> Tensor:
         a2 = _prediction("BCELoss", a2)
         Y = _target("BCELoss", Y, a2.data)
         _check_unit_interval("BCELoss", "targets", Y)
-        ctx = a2._ctx
-        if type(ctx) is ops.Sigmoid and ctx.parents is not None:
-            return BCEWithLogits.apply(ctx.parents[0], Y, a2=a2.data)
+        sigmoid = fusable_activation(a2, ops.Sigmoid)
+        if sigmoid is not None:
+            return BCEWithLogits.apply(sigmoid.parents[0], Y, a2=a2.data)
         _check_unit_interval("BCELoss", "predictions (probabilities)", a2.data)
         return BCE.apply(a2, Y)
 
@@ -226,6 +241,8 @@ class CrossEntropyLoss(Module):
     Target rows may also be probability distributions (non-negative, summing to 1).
     """
 
+    replayable = True
+
     def __init__(self, from_logits: bool = False) -> None:
         super().__init__()
         self.from_logits = bool(from_logits)
@@ -235,16 +252,15 @@ class CrossEntropyLoss(Module):
 
     def forward(self, a2: Any, Y: Any) -> Tensor:
         a2 = _prediction("CrossEntropyLoss", a2)
-        ctx = a2._ctx
-        from_softmax = type(ctx) is ops.Softmax and ctx.parents is not None
-        if from_softmax and self.from_logits:
+        softmax = fusable_activation(a2, ops.Softmax)
+        if softmax is not None and self.from_logits:
             raise ValueError("CrossEntropyLoss(from_logits=True) got the output of a Softmax: "
                              "softmax would be applied twice; use CrossEntropyLoss() (it fuses "
                              "with the Softmax) or drop the Softmax layer")
-        axis = ctx.axis if from_softmax else a2.ndim - 1
+        axis = softmax.axis if softmax is not None else a2.ndim - 1
         Y = self._targets(Y, a2.data, axis)
-        if from_softmax:
-            return SoftmaxCrossEntropy.apply(ctx.parents[0], Y, axis=axis, a2=a2.data)
+        if softmax is not None:
+            return SoftmaxCrossEntropy.apply(softmax.parents[0], Y, axis=axis, a2=a2.data)
         if self.from_logits:
             return SoftmaxCrossEntropy.apply(a2, Y, axis=axis)
         _check_unit_interval("CrossEntropyLoss", "predictions (probabilities)", a2.data,

@@ -32,6 +32,17 @@ class Module:
     """
 
     training: bool
+    # May `train.replay.TrainStep` record this module's forward once and replay it? Only when the
+    # forward runs the same Functions for every batch of one shape, whatever its values. Built-in
+    # modules declare True; a subclass that writes its own forward (or __call__) is not
+    # replayable until it declares `replayable = True` itself.
+    replayable: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "replayable" not in cls.__dict__ and ("forward" in cls.__dict__
+                                                 or "__call__" in cls.__dict__):
+            cls.replayable = False
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
@@ -48,7 +59,7 @@ class Module:
         modules = self.__dict__["_modules"]
         registry.pop(name, None)
         modules.pop(name, None)
-        if isinstance(value, Tensor) and value.requires_grad and value._ctx is None:
+        if isinstance(value, Tensor) and value.requires_grad and value.is_leaf:
             registry[name] = value
         elif isinstance(value, Module):
             modules[name] = value
