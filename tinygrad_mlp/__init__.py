@@ -26,7 +26,7 @@ __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "s
            "data", "datasets", "reference", "gradcheck", "GradcheckError", "viz", "save", "load",
            "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "TrainStep"]
 
-_LAZY_MODULES = ("testing",)   # testing imports hypothesis (the `test` extra): only on first use
+_LAZY_MODULES = ("testing", "exercises")   # testing imports hypothesis (the `test` extra)
 
 
 def __getattr__(name: str):

@@ -4,6 +4,7 @@
     tinygrad-mlp train --method sgd --epochs 5 --save digits.npz
     tinygrad-mlp train --data mnist:~/mnist --hidden 128
     tinygrad-mlp compare | graph | explain  # the viz commands
+    tinygrad-mlp exercise list | show NAME | check NAME FILE
 
 Bad arguments are argparse usage errors (exit 2); a bad file or a failed run is one line on
 stderr and exit 1, never a traceback.
@@ -198,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--values", type=_non_negative_int, default=40, metavar="K",
                          help="print a gradient's entries when it has at most K (default 40)")
     explain.set_defaults(handler=_explain)
+    _exercise_commands(commands)
     return parser
 
 
@@ -391,6 +393,48 @@ def _explain(args: argparse.Namespace) -> int:
           f"loss {args.loss}\n")
     print(viz.explain_blog(X, Y, W1, W2, loss=args.loss, max_values=args.values))
     return 0
+
+
+# --- exercise: derive a backward rule, find out whether it is right -------------------------------
+
+def _exercise_commands(commands: Any) -> None:
+    from tinygrad_mlp import exercises
+
+    exercise = commands.add_parser(
+        "exercise", help="exercises that grade themselves: list | show NAME | check NAME FILE",
+        description="Derive a gradient the blog derives, write it in a file, and let "
+                    "`check` judge it with tm.gradcheck on inputs hypothesis draws: pass, or "
+                    "the smallest failing input, the expected and received values and a hint.")
+    actions = exercise.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("list", help="the exercises, in the blog's order")
+    show = actions.add_parser("show", help="print the task and a skeleton file to complete")
+    show.add_argument("name", choices=exercises.names(), metavar="NAME")
+    check = actions.add_parser("check", help="grade FILE (exit 0 when it passes, 1 when not)")
+    check.add_argument("name", choices=exercises.names(), metavar="NAME")
+    check.add_argument("file", metavar="FILE", help="your solution, a Python file")
+    check.add_argument("--examples", type=_positive_int, default=100, metavar="N",
+                       help="inputs to try before shrinking a failure (default 100)")
+    exercise.set_defaults(handler=_exercise)
+
+
+def _exercise(args: argparse.Namespace) -> int:
+    from tinygrad_mlp import exercises
+
+    if args.action == "list":
+        for number, name in enumerate(exercises.names(), start=1):
+            exercise = exercises.get(name)
+            print(f"{number}. {name:<9} {exercise.title}: write {exercise.expects}")
+        print(f"\nStart with: {PROG} exercise show sigmoid > sigmoid.py")
+        return 0
+    if args.action == "show":
+        sys.stdout.write(exercises.skeleton(args.name))
+        return 0
+    try:
+        feedback = exercises.check(args.name, args.file, max_examples=args.examples)
+    except exercises.SolutionError as error:
+        raise CliError(str(error)) from None
+    print(feedback)
+    return 0 if feedback.passed else 1
 
 
 # --- entry point -------------------------------------------------------------------------------
