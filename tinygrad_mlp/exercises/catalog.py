@@ -45,6 +45,36 @@ def _gradcheck(what: str, fn: Callable[..., Tensor], *tensors: Tensor) -> None:
         raise AssertionError(f"{what} disagrees with finite differences (tm.gradcheck).") from None
 
 
+def _matrices(specs: dict[str, tuple[str, float]]) -> Callable[[], Any]:
+    """The hypothesis strategy of inputs named by `specs`: name → (axes, bound), e.g.
+    "W": ("DM", 2) is a D×M array with values in [-2, 2]; each axis letter is one size in 1..3
+    shared by every input that has it."""
+    def examples() -> Any:
+        from hypothesis import strategies as st
+
+        from tinygrad_mlp.testing import arrays
+
+        @st.composite
+        def draw(draw: Callable) -> Inputs:
+            sizes: dict[str, int] = {}
+            for axis in "".join(axes for axes, _ in specs.values()):
+                if axis not in sizes:
+                    sizes[axis] = draw(st.integers(1, 3))
+            return {name: draw(arrays(tuple(sizes[a] for a in axes), min_value=-bound,
+                                      max_value=bound))
+                    for name, (axes, bound) in specs.items()}
+        return draw()
+    return examples
+
+
+def _matrix_cases(specs: dict[str, tuple[str, float]], sizes: list[dict[str, int]]
+                  ) -> list[Inputs]:
+    """Fixed inputs of the given sizes, normal values scaled to each input's bound / 2."""
+    rng = _rng()
+    return [{name: bound / 2 * rng.standard_normal(tuple(size[a] for a in axes))
+             for name, (axes, bound) in specs.items()} for size in sizes]
+
+
 # --- exercises whose answer is a tm.Function: forward given, backward to write ----------------
 
 def _function_exercise(names: tuple[str, ...], forward: Callable[..., np.ndarray]
@@ -180,26 +210,11 @@ class _Linear(Function):
         return grad @ ctx.W.T, ctx.X.T @ grad, grad.sum(axis=0)
 
 
-def _linear_examples() -> Any:
-    from hypothesis import strategies as st
-
-    from tinygrad_mlp.testing import arrays
-
-    @st.composite
-    def draw(draw: Callable) -> Inputs:
-        N, D, M = (draw(st.integers(1, 3)) for _ in range(3))
-        return {"X": draw(arrays((N, D), min_value=-3, max_value=3)),
-                "W": draw(arrays((D, M), min_value=-2, max_value=2)),
-                "b": draw(arrays((M,), min_value=-2, max_value=2)),
-                "G": draw(arrays((N, M), min_value=-2, max_value=2))}
-    return draw()
+LINEAR_INPUTS = {"X": ("ND", 3), "W": ("DM", 2), "b": ("M", 2), "G": ("NM", 2)}
 
 
 def _linear_diagnostics() -> list[Inputs]:
-    rng = _rng()
-    return [{"X": rng.standard_normal((N, D)), "W": rng.standard_normal((D, M)),
-             "b": rng.standard_normal(M), "G": rng.standard_normal((N, M))}
-            for N, D, M in ((3, 2, 4), (3, 3, 3))]
+    return _matrix_cases(LINEAR_INPUTS, [dict(N=3, D=2, M=4), dict(N=3, D=3, M=3)])
 
 
 def _linear_expected(inputs: Inputs, stage: str) -> Any:
@@ -238,7 +253,7 @@ Write Linear.backward: return grad_X, grad_W, grad_b in that order.""",
               "gradient",
     inputs={"X": "X (N×D)", "W": "W (D×M)", "b": "b (M,)", "G": "grad (∂J/∂Z, N×M)"},
     outputs={"forward": ("Z = X·W + b",), "backward": ("∂J/∂X", "∂J/∂W", "∂J/∂b")},
-    examples=_linear_examples, diagnostics=_linear_diagnostics, expected=_linear_expected,
+    examples=_matrices(LINEAR_INPUTS), diagnostics=_linear_diagnostics, expected=_linear_expected,
     **_function_exercise(("X", "W", "b"), lambda X, W, b: X @ W + b),
     mistakes=(
         Mistake("∂J/∂W = gradᵀ·X is transposed: it is M×D, W is D×M; ∂J/∂W = Xᵀ·grad",
@@ -444,18 +459,7 @@ class _SecondLayerWithYourDelta(Function):
                        ctx.a1.shape), None
 
 
-def _delta1_examples() -> Any:
-    from hypothesis import strategies as st
-
-    from tinygrad_mlp.testing import arrays
-
-    @st.composite
-    def draw(draw: Callable) -> Inputs:
-        N, M, K = (draw(st.integers(1, 3)) for _ in range(3))
-        return {"Z1": draw(arrays((N, M), min_value=-4, max_value=4)),
-                "W2": draw(arrays((M, K), min_value=-2, max_value=2)),
-                "G": draw(arrays((N, K), min_value=-2, max_value=2))}
-    return draw()
+DELTA1_INPUTS = {"Z1": ("NM", 4), "W2": ("MK", 2), "G": ("NK", 2)}
 
 
 def _delta1_judge(solution: Callable, inputs: Inputs) -> None:
@@ -470,9 +474,7 @@ def _delta1_received(solution: Callable, inputs: Inputs, stage: str) -> np.ndarr
 
 
 def _delta1_diagnostics() -> list[Inputs]:
-    rng = _rng()
-    return [{"Z1": 2 * rng.standard_normal((N, M)), "W2": rng.standard_normal((M, K)),
-             "G": rng.standard_normal((N, K))} for N, M, K in ((3, 4, 2), (3, 3, 3))]
+    return _matrix_cases(DELTA1_INPUTS, [dict(N=3, M=4, K=2), dict(N=3, M=3, K=3)])
 
 
 def _delta1_expected(inputs: Inputs, stage: str) -> np.ndarray:
@@ -497,7 +499,7 @@ Shapes: δ2 is N×K, W2 is M×K, a1 and δ1 are N×M. Write delta1(delta2, W2, a
     judged_by="tm.gradcheck against finite differences of Z2 = σ(Z1)·W2, with a drawn δ2",
     inputs={"Z1": "Z1 (N×M; a1 = σ(Z1))", "W2": "W2 (M×K)", "G": "δ2 (∂J/∂Z2, N×K)"},
     outputs={"backward": ("δ1 = ∂J/∂Z1",)},
-    examples=_delta1_examples, diagnostics=_delta1_diagnostics, expected=_delta1_expected,
+    examples=_matrices(DELTA1_INPUTS), diagnostics=_delta1_diagnostics, expected=_delta1_expected,
     judge=_delta1_judge, received=_delta1_received,
     mistakes=(
         Mistake("δ2·W2 without the transpose: δ2 is N×K and W2 is M×K, so the product that "
