@@ -1,5 +1,6 @@
 """optim: SGD (momentum, Nesterov, weight decay) and Adam against PyTorch's formulas written out
-in numpy; in-place updates, dtype, skipped None grads, validation, state round trip."""
+in numpy; in-place updates, dtype, skipped None grads, validation, state round trip. (Every
+optimizer against PyTorch itself: test_optim_torch.py.)"""
 
 import math
 
@@ -113,9 +114,9 @@ def test_step_is_in_place_float32_skips_none_grads_and_records_no_graph(make):
     assert (W.data, b.data) == arrays_before and W.data is arrays_before[0]
     np.testing.assert_array_equal(b.data, bias_before)
     assert W.dtype == np.float32 and W.is_leaf and W.requires_grad
-    assert all(a is None or a.dtype == np.float32
-               for arrays in optimizer.state_dict().values() if isinstance(arrays, list)
-               for a in arrays if isinstance(a, np.ndarray) or a is None)
+    buffers = [a for state in optimizer.state_dict()["state"].values() for a in state.values()
+               if isinstance(a, np.ndarray)]
+    assert buffers and all(a.dtype == np.float32 for a in buffers)
 
 
 def test_zero_grad_sets_grads_to_none():
@@ -170,7 +171,7 @@ def test_learning_rate_must_be_positive_and_finite(lr):
 
 def test_other_hyper_parameters_are_checked():
     p = param([1.0])
-    with pytest.raises(ValueError, match="nesterov=True needs momentum > 0"):
+    with pytest.raises(ValueError, match="nesterov=True needs momentum > 0 and dampening 0"):
         optim.SGD([p], lr=0.1, nesterov=True)
     with pytest.raises(ValueError, match="momentum must be"):
         optim.SGD([p], lr=0.1, momentum=-1)
@@ -193,7 +194,7 @@ def test_state_dict_lets_a_new_optimizer_continue_identically(make):
     second = make([q])
     second.load_state_dict(first.state_dict())
     np.testing.assert_array_equal(run(first, p, grads[2:])[-1], run(second, q, grads[2:])[-1])
-    with pytest.raises(ValueError, match="must list 2 entries"):
+    with pytest.raises(ValueError, match="param group 0 lists 1 parameters, this optimizer's has 2"):
         make([param([1.0]), param([2.0])]).load_state_dict(first.state_dict())
 
 
@@ -208,3 +209,158 @@ def test_one_step_changes_every_parameter_even_after_load_state_dict(make):
     optimizer.step()
     for name, p in model.named_parameters():
         assert np.all(p.grad != 0) and not np.array_equal(p.data, before[name]), name
+
+
+# --- param groups ---------------------------------------------------------------------------------
+
+ALL = [lambda ps, **kw: optim.SGD(ps, lr=0.1, **kw), optim.Adam, optim.AdamW, optim.RMSprop,
+       optim.Adagrad]
+
+
+@pytest.mark.parametrize("make", ALL)
+def test_param_groups_take_the_defaults_they_do_not_set_and_lr_is_group_0(make):
+    a, b, c = param([1.0]), param([2.0, 3.0]), param([4.0])
+    optimizer = make([{"params": [a, b], "lr": 0.5, "weight_decay": 0.25}, {"params": c}])
+    first, second = optimizer.param_groups
+    assert first["params"] == [a, b] and second["params"] == [c]
+    assert (first["lr"], first["weight_decay"]) == (0.5, 0.25)
+    defaults = {key: value for key, value in optimizer.defaults.items()}
+    assert {key: second[key] for key in defaults} == defaults
+    assert optimizer.lr == 0.5
+    optimizer.lr = 0.125
+    assert first["lr"] == 0.125 and second["lr"] == defaults["lr"]
+
+
+def test_each_group_steps_with_its_own_hyper_parameters():
+    a, b = param([1.0]), param([1.0])
+    optimizer = optim.SGD([{"params": [a], "lr": 0.5}, {"params": [b], "momentum": 0.9}],
+                          lr=0.1)
+    for _ in range(2):
+        a.grad, b.grad = np.array([1.0]), np.array([1.0])
+        optimizer.step()
+    np.testing.assert_allclose(a.data, [1 - 0.5 - 0.5])
+    np.testing.assert_allclose(b.data, [1 - 0.1 - 0.1 * 1.9])
+    assert sorted(optimizer.state) == [1]                  # only the momentum group keeps state
+
+
+def test_bad_param_groups_are_refused_naming_the_group():
+    a, b = param([1.0]), param([2.0])
+    with pytest.raises(ValueError, match="parameter 0 of group 1 .* same Tensor as parameter 0"):
+        optim.SGD([{"params": [a]}, {"params": [a]}], lr=0.1)
+    with pytest.raises(ValueError, match="momentum must be a finite number >= 0.0, got -1"):
+        optim.SGD([{"params": [a]}, {"params": [b], "momentum": -1}], lr=0.1)
+    with pytest.raises(TypeError, match="param group 1 must be a dict with a 'params' entry"):
+        optim.Adam([{"params": [a]}, b])
+    with pytest.raises(ValueError, match="param group 0 has an empty parameter list"):
+        optim.Adam([{"params": []}])
+
+
+@pytest.mark.parametrize("make, options", [
+    (optim.RMSprop, dict(alpha=1.5)), (optim.RMSprop, dict(centered="yes")),
+    (optim.Adam, dict(amsgrad=1)), (optim.AdamW, dict(betas=(0.9, -0.1))),
+    (optim.Adagrad, dict(lr_decay=-1)), (optim.Adagrad, dict(eps=math.nan)),
+    (optim.SGD, dict(lr=0.1, dampening=2)), (optim.SGD, dict(lr=0.1, nesterov="yes"))])
+def test_new_optimizers_check_their_hyper_parameters(make, options):
+    with pytest.raises(ValueError, match=f"{make.__name__}: .*must be"):
+        make([param([1.0])], **options)
+
+
+def test_adagrad_and_rmsprop_by_hand():
+    p = param([1.0, -1.0])
+    optimizer = optim.Adagrad([p], lr=0.1, eps=0.0)
+    run(optimizer, p, [np.array([2.0, 0.5]), np.array([1.0, 0.5])])
+    np.testing.assert_allclose(p.data, [1 - 0.1 - 0.1 / math.sqrt(5), -1 - 0.1 - 0.1 / math.sqrt(2)])
+    q = param([1.0])
+    run(optim.RMSprop([q], lr=0.1, alpha=0.5, eps=0.0), q, [np.array([2.0])])
+    np.testing.assert_allclose(q.data, [1 - 0.1 * 2 / math.sqrt(0.5 * 4)])
+
+
+def test_adamw_decays_the_weight_apart_from_the_gradient():
+    p, q = param([2.0]), param([2.0])
+    run(optim.AdamW([p], lr=0.1, weight_decay=0.5), p, [np.array([0.0])])
+    run(optim.Adam([q], lr=0.1, weight_decay=0.5), q, [np.array([0.0])])
+    np.testing.assert_allclose(p.data, [2.0 * (1 - 0.05)])           # no gradient: decay only
+    np.testing.assert_allclose(q.data, [2.0 - 0.1], rtol=1e-6)        # L2 goes through Adam
+
+
+# --- state dicts: copies, validated, all or nothing -----------------------------------------------
+
+@pytest.mark.parametrize("make", ALL)
+def test_state_dict_is_a_copy_that_later_steps_and_edits_never_reach(make):
+    p = param([1.0, 2.0])
+    optimizer = make([p], **({"momentum": 0.9} if make is ALL[0] else {}))
+    run(optimizer, p, [np.array([0.5, -0.5])])
+    snapshot = optimizer.state_dict()
+    expected = {key: (value.copy() if isinstance(value, np.ndarray) else value)
+                for key, value in snapshot["state"][0].items()}
+    lr = snapshot["param_groups"][0]["lr"]
+    run(optimizer, p, [np.array([1.0, 1.0])] * 3)
+    optimizer.lr = lr * 2
+    for key, value in expected.items():                 # Adam's step count stays at 1
+        np.testing.assert_array_equal(snapshot["state"][0][key], value)
+    assert snapshot["param_groups"][0]["lr"] == lr
+    live = optimizer.state_dict()
+    live["param_groups"][0]["lr"] = 99.0
+    live["param_groups"][0]["params"].append(5)
+    for value in live["state"][0].values():
+        if isinstance(value, np.ndarray):
+            value[...] = 99.0
+    again = optimizer.state_dict()
+    assert again["param_groups"][0]["lr"] == lr * 2 and again["param_groups"][0]["params"] == [0]
+    assert all(not np.any(v == 99.0) for v in again["state"][0].values()
+               if isinstance(v, np.ndarray))
+
+
+@pytest.mark.parametrize("make, key, value, message", [
+    (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), "momentum", -5,
+     "momentum must be a finite number >= 0.0, got -5"),
+    (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), "nesterov", "yes",
+     "nesterov must be True or False, got 'yes'"),
+    (lambda ps: optim.SGD(ps, lr=0.1), "nesterov", True, "nesterov=True needs momentum > 0"),
+    (lambda ps: optim.Adam(ps), "betas", (0.9, 1.5), r"betas\[1\] must be"),
+    (lambda ps: optim.RMSprop(ps), "lr", -0.1, "lr must be a finite number >= 0.0"),
+])
+def test_load_state_dict_checks_hyper_parameters_as_the_constructor_does(make, key, value,
+                                                                         message):
+    p = param([1.0, 2.0])
+    optimizer = make([p])
+    run(optimizer, p, [np.array([1.0, 1.0])])
+    before = optimizer.state_dict()
+    state = optimizer.state_dict()
+    state["param_groups"][0][key] = value
+    with pytest.raises(ValueError, match=f"param group 0: .*{message}"):
+        optimizer.load_state_dict(state)
+    after = optimizer.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+
+
+def test_load_state_dict_checks_buffers_and_changes_nothing_on_error():
+    a, b = param([1.0, 2.0]), param([3.0])
+    optimizer = optim.Adam([a, b], lr=0.1)
+    run(optimizer, a, [np.array([1.0, 1.0])])
+    good = optimizer.state_dict()
+
+    def broken(edit):
+        state = optimizer.state_dict()
+        edit(state)
+        return state
+
+    cases = [
+        (lambda s: s["state"][0].update(exp_avg=np.zeros(3)), r"state\[0\]\['exp_avg'\] has shape"),
+        (lambda s: s["state"][0].pop("exp_avg_sq"), r"state of parameter 0 has \['exp_avg', 'step'\]"),
+        (lambda s: s["state"][0].update(step=-1), r"'step'\] must be a count >= 0"),
+        (lambda s: s["state"].update({7: {}}), "state for parameter 7, which no param group lists"),
+        (lambda s: s["param_groups"].append({"params": []}), "the state has 2 param groups"),
+        (lambda s: s.pop("state"), "expects the dict state_dict"),
+    ]
+    for edit, message in cases:
+        bad = broken(edit)
+        bad["param_groups"][0]["lr"] = 0.5                 # would change if half-applied
+        with pytest.raises(ValueError, match=message):
+            optimizer.load_state_dict(bad)
+        assert optimizer.lr == 0.1
+        np.testing.assert_array_equal(optimizer.state[0]["exp_avg"], good["state"][0]["exp_avg"])
+    good["param_groups"][0]["lr"] = 0.0                     # a schedule may end at lr 0
+    optimizer.load_state_dict(good)
+    assert optimizer.lr == 0.0 and optimizer.state[0]["step"] == 1
+    assert optimizer.state[0]["exp_avg"] is not good["state"][0]["exp_avg"]
