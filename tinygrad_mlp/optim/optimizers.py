@@ -10,7 +10,7 @@ takes the hyper-parameters PyTorch's does, per param group.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -25,6 +25,18 @@ Params = Iterable[Tensor] | Iterable[dict[str, Any]]
 def _decayed(grad: np.ndarray, W: np.ndarray, weight_decay: float) -> np.ndarray:
     """∂J/∂W + weight_decay·W (L2 regularisation added to the gradient, as PyTorch)."""
     return grad + weight_decay * W if weight_decay else grad
+
+
+def _updates(optimizer: Optimizer, group: dict[str, Any], l2: bool = True
+             ) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, Any], np.ndarray]]:
+    """(W, g, state, work) for each parameter of `group` that has a gradient: its array, its
+    gradient (plus L2 decay when `l2`), its buffers and a scratch array, for an update in place."""
+    weight_decay = group["weight_decay"] if l2 else 0.0
+    for param in group["params"]:
+        if param.grad is not None:
+            W = param.data
+            yield (W, _decayed(param.grad, W, weight_decay), optimizer.state_of(param, group),
+                   optimizer.scratch(param))
 
 
 class SGD(Optimizer):
@@ -124,18 +136,11 @@ class Adam(Optimizer):
         for group in self.param_groups:
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                W = param.data
+            for W, grad, state, work in _updates(self, group, l2=not self.decoupled):
                 if self.decoupled:
                     W *= 1 - lr * weight_decay
-                    grad = param.grad
-                else:
-                    grad = _decayed(param.grad, W, weight_decay)
-                state = self.state_of(param, group)
                 t = state["step"] = state["step"] + 1
-                m, v, work = state["exp_avg"], state["exp_avg_sq"], self.scratch(param)
+                m, v = state["exp_avg"], state["exp_avg_sq"]
                 m *= beta1
                 np.multiply(grad, 1 - beta1, out=work)
                 m += work
@@ -200,15 +205,10 @@ class RMSprop(Optimizer):
     def step(self) -> None:
         for group in self.param_groups:
             lr, alpha, eps, momentum = group["lr"], group["alpha"], group["eps"], group["momentum"]
-            weight_decay, centered = group["weight_decay"], group["centered"]
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                W = param.data
-                grad = _decayed(param.grad, W, weight_decay)
-                state = self.state_of(param, group)
+            centered = group["centered"]
+            for W, grad, state, work in _updates(self, group):
                 state["step"] += 1
-                v, work = state["square_avg"], self.scratch(param)
+                v = state["square_avg"]
                 v *= alpha
                 np.multiply(grad, grad, out=work)
                 work *= 1 - alpha
@@ -260,15 +260,9 @@ class Adagrad(Optimizer):
     def step(self) -> None:
         for group in self.param_groups:
             lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
-            weight_decay = group["weight_decay"]
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                W = param.data
-                grad = _decayed(param.grad, W, weight_decay)
-                state = self.state_of(param, group)
+            for W, grad, state, work in _updates(self, group):
                 t = state["step"] = state["step"] + 1
-                total, work = state["sum"], self.scratch(param)
+                total = state["sum"]
                 np.multiply(grad, grad, out=work)
                 total += work
                 np.sqrt(total, out=work)
