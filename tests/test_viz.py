@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinygrad_mlp as tm
-from tinygrad_mlp import nn, reference, viz
+from tinygrad_mlp import blog, nn, reference, viz
 from tinygrad_mlp.tensor import topological_order as _topological_order
 
 needs_matplotlib = pytest.mark.skipif(   # installed in CI (the `test` extra), so these run there
@@ -176,7 +176,7 @@ def test_to_dot_rejects_non_tensors():
 # --- render ----------------------------------------------------------------------------------
 
 def test_render_without_graphviz_writes_dot_and_says_how(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(viz.shutil, "which", lambda name: None)
+    monkeypatch.setattr(viz.dot.shutil, "which", lambda name: None)
     J = (tm.Tensor([1.0], requires_grad=True) * 2.0).sum()
     written = viz.render(J, tmp_path / "graph.svg")
     assert written == str(tmp_path / "graph.dot")
@@ -190,7 +190,7 @@ def test_render_calls_dot_when_installed(tmp_path, monkeypatch):
     fake = tmp_path / "dot"      # a stand-in for Graphviz: records its format, copies its input
     fake.write_text('#!/bin/sh\nfmt="$1"; out="$3"\n{ echo "$fmt"; cat; } > "$out"\n')
     fake.chmod(0o755)
-    monkeypatch.setattr(viz.shutil, "which", lambda name: str(fake))
+    monkeypatch.setattr(viz.dot.shutil, "which", lambda name: str(fake))
     J = (tm.Tensor([1.0], requires_grad=True) * 2.0).sum()
     written = viz.render(J, tmp_path / "graph.png")
     content = (tmp_path / "graph.png").read_text()
@@ -212,7 +212,7 @@ def test_explained_deltas_are_the_blogs_over_N(loss, shape, seed):
     if loss == "ce":
         K = max(K, 2)
     X, Y, W1, W2 = blog_arrays(N, D, M, K, loss, seed)
-    J, nodes = viz.blog_network(X, Y, W1, W2, loss)
+    J, nodes = blog.blog_network(X, Y, W1, W2, loss)
     steps = {step.name: step for step in viz.backward_steps(J)}
     delta1, delta2 = reference.deltas(X, Y, W1, W2, loss=loss)
     np.testing.assert_allclose(steps["Z2"].grad * N, delta2, rtol=1e-9, atol=1e-12)
@@ -225,7 +225,7 @@ def test_explained_deltas_are_the_blogs_over_N(loss, shape, seed):
 @pytest.mark.parametrize("loss", ["mse", "ce"])
 def test_explain_blog_text_names_deltas_and_matches_reference(loss):
     X, Y, W1, W2 = blog_arrays(4, 3, 2, 3, loss)
-    text = viz.explain_blog(X, Y, W1, W2, loss=loss)
+    text = blog.explain_blog(X, Y, W1, W2, loss=loss)
     assert "δ2 = ∂J/∂Z2" in text and "δ1 = ∂J/∂Z1" in text
     assert text.index("δ2 = ∂J/∂Z2") < text.index("δ1 = ∂J/∂Z1")   # walked backwards
     assert ("SoftmaxCrossEntropy(Z2, Y)" if loss == "ce" else "Sub(a2, Y)") in text
@@ -240,7 +240,7 @@ def test_explain_blog_text_names_deltas_and_matches_reference(loss):
 
 def test_explain_walks_in_backward_order_and_ends_at_the_parameters():
     X, Y, W1, W2 = blog_arrays(3, 2, 4, 1, "mse")
-    J, nodes = viz.blog_network(X, Y, W1, W2, "mse")
+    J, nodes = blog.blog_network(X, Y, W1, W2, "mse")
     expected = list(reversed(_topological_order(J)))      # the order backward() uses
     steps = viz.backward_steps(J)
     assert [step.tensor for step in steps] == expected
@@ -248,7 +248,7 @@ def test_explain_walks_in_backward_order_and_ends_at_the_parameters():
     assert [step.name for step in steps] == [name_of.get(id(n), n.op) for n in expected]
     blog_order = [step.name for step in steps if step.name in nodes]
     assert [n for n in blog_order if n not in ("W1", "W2")] == ["J", "a2", "Z2", "a1", "Z1"]
-    J2, _ = viz.blog_network(X, Y, W1, W2, "mse")
+    J2, _ = blog.blog_network(X, Y, W1, W2, "mse")
     text = viz.explain(J2)
     lines = [line for line in text.splitlines() if re.match(r"\[\d+\]", line)]
     assert len(lines) == len(steps)
@@ -367,7 +367,7 @@ def test_compare_methods_gives_three_curves_from_one_start(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((40, 6)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.int64)
-    result = viz.compare_methods(X, y, hidden=5, epochs=3, lr=0.5, batch_size=8, seed=1)
+    result = blog.compare_methods(X, y, hidden=5, epochs=3, lr=0.5, batch_size=8, seed=1)
     runs = result["methods"]
     assert list(runs) == ["gd", "sgd", "minibatch"]
     assert [runs[m]["updates_per_epoch"] for m in runs] == [1, 40, 5]
@@ -378,28 +378,28 @@ def test_compare_methods_gives_three_curves_from_one_start(tmp_path):
         assert run["cost"][-1] < run["cost"][0]
         assert all(a <= b for a, b in zip(run["seconds"], run["seconds"][1:]))
     assert runs["sgd"]["cost"][1] < runs["gd"]["cost"][1]   # more updates per epoch
-    table = viz.format_compare(result)
+    table = blog.format_compare(result)
     assert "lr=0.5 for all three" in table and table.count("gradient descent") == 3
     assert png_size(viz.plot_compare(result, tmp_path / "compare.png")) == (1100, 420)
-    own = viz.compare_methods(X, y, hidden=5, epochs=1, lr={"gd": 2.0, "sgd": 0.05}, seed=1,
+    own = blog.compare_methods(X, y, hidden=5, epochs=1, lr={"gd": 2.0, "sgd": 0.05}, seed=1,
                               methods=("gd", "sgd"))
     assert [run["lr"] for run in own["methods"].values()] == [2.0, 0.05]
-    assert "learning rates gd 2, sgd 0.05" in viz.format_compare(own)
+    assert "learning rates gd 2, sgd 0.05" in blog.format_compare(own)
     with pytest.raises(ValueError, match="no learning rate for 'minibatch'"):
-        viz.compare_methods(X, y, epochs=1, lr={"gd": 2.0, "sgd": 0.05})
+        blog.compare_methods(X, y, epochs=1, lr={"gd": 2.0, "sgd": 0.05})
 
 
 def test_blog_example_is_a_seeded_batch_of_digits():
-    X, Y, W1, W2 = viz.blog_example(batch=5, hidden=3, loss="ce", seed=7)
+    X, Y, W1, W2 = blog.blog_example(batch=5, hidden=3, loss="ce", seed=7)
     assert (X.shape, Y.shape, W1.shape, W2.shape) == ((5, 64), (5, 10), (64, 3), (3, 10))
     assert X.dtype == W1.dtype == np.float32 and 0 <= X.min() and X.max() <= 1
     np.testing.assert_array_equal(Y.sum(axis=1), 1)
-    again = viz.blog_example(batch=5, hidden=3, loss="ce", seed=7)
+    again = blog.blog_example(batch=5, hidden=3, loss="ce", seed=7)
     for a, b in zip((X, Y, W1, W2), again):
         np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(viz.blog_example(5, 3, "ce", seed=8)[0], X)
+    assert not np.array_equal(blog.blog_example(5, 3, "ce", seed=8)[0], X)
     with pytest.raises(ValueError, match="batch must be an int"):
-        viz.blog_example(batch=0)
+        blog.blog_example(batch=0)
 
 
 # --- the command line: compare, graph, explain ---------------------------------------------------

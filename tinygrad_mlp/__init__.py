@@ -14,7 +14,7 @@ from tinygrad_mlp import nn, optim
 from tinygrad_mlp import data, datasets
 from tinygrad_mlp import reference
 from tinygrad_mlp.gradcheck import GradcheckError, gradcheck
-from tinygrad_mlp import viz
+from tinygrad_mlp import viz, blog
 from tinygrad_mlp.io import load, save
 from tinygrad_mlp.replay import TrainStep
 from tinygrad_mlp.train import Callback, EarlyStopping, History, evaluate, fit, predict
@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "set_default_dtype",
            "get_default_dtype", "manual_seed", "get_generator", "graph_size", "ops", "nn", "optim",
-           "data", "datasets", "reference", "gradcheck", "GradcheckError", "viz", "save", "load",
+           "data", "datasets", "reference", "gradcheck", "GradcheckError", "viz", "blog", "save", "load",
            "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "TrainStep"]
 
 _LAZY_MODULES = ("testing", "exercises")   # testing imports hypothesis (the `test` extra)

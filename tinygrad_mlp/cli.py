@@ -329,7 +329,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- the viz commands (the work is done in tinygrad_mlp.viz) -------------------------------------
+# --- the viz commands (the work is done in tinygrad_mlp.viz and tinygrad_mlp.blog) --------------
 
 def _learning_rates(text: str) -> float | dict[str, float]:
     """'0.5' (one rate for all three ways to learn) or 'gd=2,sgd=0.05' (the others keep 0.5)."""
@@ -346,7 +346,7 @@ def _learning_rates(text: str) -> float | dict[str, float]:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from tinygrad_mlp import viz
+    from tinygrad_mlp import blog, viz
 
     if args.plot:
         _check_writable(args.plot, "--plot")
@@ -354,9 +354,9 @@ def _compare(args: argparse.Namespace) -> int:
     if args.samples is not None:
         X, y = X[:args.samples], y[:args.samples]
     print(f"data: {data_name}: {len(X)} training samples; {args.epochs} epochs per method")
-    result = viz.compare_methods(X, y, hidden=args.hidden, epochs=args.epochs, lr=args.lr,
-                                 batch_size=args.batch_size, seed=args.seed, loss=args.loss)
-    print(viz.format_compare(result))
+    result = blog.compare_methods(X, y, hidden=args.hidden, epochs=args.epochs, lr=args.lr,
+                                  batch_size=args.batch_size, seed=args.seed, loss=args.loss)
+    print(blog.format_compare(result))
     if args.plot:
         viz.plot_compare(result, args.plot)
         print(f"plotted cost per epoch and per second to {args.plot}")
@@ -364,7 +364,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _graph(args: argparse.Namespace) -> int:
-    from tinygrad_mlp import viz
+    from tinygrad_mlp import blog, viz
 
     fmt = args.format or (os.path.splitext(args.out)[1].lstrip(".").lower() if args.out else "dot")
     if fmt not in ("dot", "svg", "png"):
@@ -373,8 +373,8 @@ def _graph(args: argparse.Namespace) -> int:
         raise CliError(f"--format {fmt} needs --out FILE (only DOT text goes to stdout)")
     if args.out:
         _check_writable(args.out, "--out")
-    J, _ = viz.blog_network(*viz.blog_example(args.batch, args.hidden, args.loss, args.seed),
-                            loss=args.loss)
+    J, _ = blog.blog_network(*blog.blog_example(args.batch, args.hidden, args.loss, args.seed),
+                             loss=args.loss)
     viz.backward_steps(J)            # one backward pass: every node now holds its gradient
     if args.out is None:
         sys.stdout.write(viz.to_dot(J))
@@ -385,13 +385,13 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from tinygrad_mlp import viz
+    from tinygrad_mlp import blog
 
-    X, Y, W1, W2 = viz.blog_example(args.batch, args.hidden, args.loss, args.seed)
+    X, Y, W1, W2 = blog.blog_example(args.batch, args.hidden, args.loss, args.seed)
     print(f"The blog's network on {args.batch} digits (seed {args.seed}): X {X.shape} · W1 "
           f"{W1.shape} → σ → · W2 {W2.shape} → {'softmax' if args.loss == 'ce' else 'σ'}, "
           f"loss {args.loss}\n")
-    print(viz.explain_blog(X, Y, W1, W2, loss=args.loss, max_values=args.values))
+    print(blog.explain_blog(X, Y, W1, W2, loss=args.loss, max_values=args.values))
     return 0
 
 

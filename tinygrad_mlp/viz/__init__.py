@@ -1,0 +1,24 @@
+"""Seeing autodiff work: the graph as data and as Graphviz DOT, the backward walk told step by
+step, and plots.
+
+    J = ...                                   # any scalar built from Tensors
+    print(viz.explain(J))                     # runs J.backward(retain_graph=True) and narrates it
+    print(viz.to_dot(J))                      # the graph, with every node's gradient after explain
+    viz.render(J, "graph.svg")                # SVG/PNG through Graphviz's `dot`, or a .dot file
+
+graph.py   the graph behind a tensor as data (`build_graph`), on the engine's topological order
+dot.py     `to_dot`, `render`
+explain.py `explain`, `backward_steps` (each op's line comes from its Function's `rule`)
+plots.py   `plot_history`, `plot_weights`, `plot_compare` (matplotlib, the optional extra)
+
+viz draws and tells; it trains nothing and loads no data. The blog's network, its example batch
+and the three ways to learn compared are in `tinygrad_mlp.blog`.
+"""
+
+from tinygrad_mlp.viz.dot import render, to_dot
+from tinygrad_mlp.viz.explain import Step, backward_steps, explain
+from tinygrad_mlp.viz.graph import Graph, build_graph
+from tinygrad_mlp.viz.plots import plot_compare, plot_history, plot_weights
+
+__all__ = ["to_dot", "render", "explain", "backward_steps", "Step", "Graph", "build_graph",
+           "plot_history", "plot_weights", "plot_compare"]
