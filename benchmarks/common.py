@@ -10,7 +10,8 @@ THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 def set_threads_from_argv(argv: list[str]) -> None:
-    """Set the BLAS thread variables from `--threads N` (default 1), if numpy is not loaded yet.
+    """Set the BLAS thread variables from `--threads N` (default 1), if numpy is not loaded yet,
+    and with one thread keep JAX's XLA CPU backend on one thread too (XLA_FLAGS).
 
     BLAS reads them once, when numpy is first imported; afterwards they change nothing.
     """
@@ -23,6 +24,11 @@ def set_threads_from_argv(argv: list[str]) -> None:
     if "numpy" not in sys.modules:
         for name in THREAD_VARIABLES:
             os.environ[name] = threads
+    if "jax" not in sys.modules and threads == "1":   # XLA's CPU client reads this at import
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "intra_op_parallelism_threads" not in flags:
+            os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
+                                       "intra_op_parallelism_threads=1").strip()
 
 
 class NotApplicable(Exception):
@@ -45,7 +51,7 @@ class Runner:
 
     def run(self) -> Any:
         kind = self.wl.kind
-        if kind == "train":
+        if kind in ("train", "conv"):
             return self.train(self.data["batches"], self.wl.lr)
         if kind == "infer":
             return self.infer()
@@ -54,9 +60,10 @@ class Runner:
         return self.digits()
 
     def check(self) -> Any:
-        """Train kinds: the loss on the first batch after one step on it; others: run()."""
+        """Training kinds (train, conv): the loss on the first batch after one step on it;
+        the others: run()."""
         self.reset()
-        if self.wl.kind != "train":
+        if self.wl.kind not in ("train", "conv"):
             return self.run()
         first = self.data["batches"][0]
         self.train([first], self.wl.lr)

@@ -4,6 +4,7 @@ PyTorch (CPU): nn.Sequential(Linear, Sigmoid, Linear), F.cross_entropy, optim.SG
 MyGrad: tensors, matmul, sigmoid, softmax_crossentropy, in-place update under no_autodiff.
 HIPS autograd: value_and_grad of a plain loss function, in-place update.
 scikit-learn: MLPClassifier(solver="sgd", activation="logistic", momentum=0, alpha=0).
+JAX: the whole step under one jax.jit (see JaxRunner).
 Each module is imported only when its runner is built (the table says "not installed" otherwise).
 """
 
@@ -14,6 +15,7 @@ import warnings
 import numpy as np
 
 from benchmarks.common import NotApplicable, Runner
+from benchmarks.workloads import CONV_KEYS, CONV_WIDTHS, conv_features
 
 KEYS = ("W1", "b1", "W2", "b2")
 
@@ -27,9 +29,13 @@ class TorchRunner(Runner):
             raise NotApplicable
         if wl.kind == "chain":
             return
-        D, M, K = wl.D, wl.M, wl.K
-        self.model = torch.nn.Sequential(torch.nn.Linear(D, M), torch.nn.Sigmoid(),
-                                         torch.nn.Linear(M, K))
+        nn = torch.nn
+        if wl.kind == "conv":
+            self.model = nn.Sequential(nn.Conv2d(1, CONV_WIDTHS[0], 3), nn.ReLU(), nn.MaxPool2d(2),
+                                       nn.Conv2d(*CONV_WIDTHS, 3), nn.ReLU(), nn.MaxPool2d(2),
+                                       nn.Flatten(), nn.Linear(conv_features(wl.D), wl.K))
+        else:
+            self.model = nn.Sequential(nn.Linear(wl.D, wl.M), nn.Sigmoid(), nn.Linear(wl.M, wl.K))
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=wl.lr)
         self.X = torch.from_numpy(data["X"])
         self.y = torch.from_numpy(data["y"])
@@ -39,11 +45,10 @@ class TorchRunner(Runner):
         if self.wl.kind == "chain":
             return
         p = self.data["params"]
+        keys = CONV_KEYS if self.wl.kind == "conv" else KEYS
         with self.torch.no_grad():
-            self.model[0].weight.copy_(self.torch.from_numpy(p["W1"].T))
-            self.model[0].bias.copy_(self.torch.from_numpy(p["b1"]))
-            self.model[2].weight.copy_(self.torch.from_numpy(p["W2"].T))
-            self.model[2].bias.copy_(self.torch.from_numpy(p["b2"]))
+            for mine, k in zip(self.model.parameters(), keys):   # Linear's weight is (out, in)
+                mine.copy_(self.torch.from_numpy(p[k].T if p[k].ndim == 2 else p[k]))
         self.optimizer.zero_grad()
 
     def train(self, batches, lr):
@@ -83,7 +88,7 @@ class MygradRunner(Runner):
         super().__init__(wl, data)
         import mygrad
         self.mg = mygrad
-        if wl.kind == "digits":
+        if wl.kind in ("digits", "conv"):
             raise NotApplicable
         if wl.kind != "chain":
             self.params = [mygrad.tensor(data["params"][k].copy()) for k in KEYS]
@@ -139,7 +144,7 @@ class AutogradRunner(Runner):
         import autograd
         import autograd.numpy as anp
         self.anp = anp
-        if wl.kind == "digits":
+        if wl.kind in ("digits", "conv"):
             raise NotApplicable
         if wl.kind == "chain":
             self.grad_chain = autograd.grad(lambda x: self._chain(x).sum())
@@ -236,3 +241,81 @@ class SklearnRunner(Runner):
     def infer(self):
         X, b = self.data["X"], self.wl.batch
         return np.concatenate([self.clf.predict_proba(X[i:i + b]) for i in range(0, len(X), b)])
+
+
+class JaxRunner(Runner):
+    """JAX on CPU as its tutorials write a compiled step: the whole SGD step (forward,
+    value_and_grad, update) under one `jax.jit`, called with the batch as numpy arrays (gathered
+    with numpy, as the numpy and tinygrad_mlp loops do), the loss read back (`float(J)`) every
+    step as the other loops read theirs.
+
+    W5 (the engine, per op) runs eagerly, `jax.grad` op by op: under jit the chain becomes one
+    fused kernel and there is no per-op engine left to measure.
+    """
+
+    def __init__(self, wl, data):
+        super().__init__(wl, data)
+        import jax
+        import jax.numpy as jnp
+        self.jax, self.jnp = jax, jnp
+        if wl.kind == "digits":
+            raise NotApplicable
+        if wl.kind == "chain":
+            self.grad_chain = jax.grad(lambda x: self._chain(x).sum())
+            return
+        loss = self._loss
+
+        def step(params, X, Y, lr):
+            J, grads = jax.value_and_grad(loss)(params, X, Y)
+            return J, [p - lr * g for p, g in zip(params, grads)]
+
+        self.step = jax.jit(step)
+        self.predict = jax.jit(lambda params, X: jax.nn.softmax(self._logits(params, X), axis=1))
+
+    def reset(self):
+        if self.wl.kind != "chain":
+            keys = CONV_KEYS if self.wl.kind == "conv" else KEYS
+            self.params = [self.jnp.asarray(self.data["params"][k]) for k in keys]
+
+    def _logits(self, params, X):
+        jax = self.jax
+        if self.wl.kind != "conv":
+            W1, b1, W2, b2 = params
+            return jax.nn.sigmoid(X @ W1 + b1) @ W2 + b2
+        c1w, c1b, c2w, c2b, fw, fb = params
+
+        def conv_relu_pool(h, w, b):
+            h = jax.lax.conv_general_dilated(h, w, (1, 1), "VALID") + b[:, None, None]
+            return jax.lax.reduce_window(jax.nn.relu(h), -self.jnp.inf, jax.lax.max,
+                                         (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+
+        h = conv_relu_pool(conv_relu_pool(X, c1w, c1b), c2w, c2b)
+        return h.reshape(len(X), -1) @ fw + fb
+
+    def _loss(self, params, X, Y):
+        return -(Y * self.jax.nn.log_softmax(self._logits(params, X), axis=1)).sum() / len(X)
+
+    def train(self, batches, lr):
+        params, step, X, Y = self.params, self.step, self.data["X"], self.data["Y"]
+        for idx in batches:
+            J, params = step(params, X[idx], Y[idx], lr)
+            J = float(J)
+        self.params = params
+        return J
+
+    def loss(self, idx):
+        return float(self._loss(self.params, self.data["X"][idx], self.data["Y"][idx]))
+
+    def infer(self):
+        X, b = self.data["X"], self.wl.batch
+        return np.concatenate([np.asarray(self.predict(self.params, X[i:i + b]))
+                               for i in range(0, len(X), b)])
+
+    def _chain(self, x):
+        h = x
+        for _ in range(self.wl.n_ops // 4):
+            h = self.jax.nn.sigmoid(h * 1.0001 + 0.1) - 0.5
+        return h
+
+    def chain(self, x):
+        return np.asarray(self.grad_chain(self.jnp.asarray(x)))

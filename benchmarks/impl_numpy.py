@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmarks import conv
 from benchmarks.common import NotApplicable, Runner
+from benchmarks.workloads import CONV_KEYS
 
 
 def sigmoid(Z: np.ndarray) -> np.ndarray:
@@ -41,25 +43,34 @@ def step(X, Y, y, params, lr):
 
 
 class NumpyRunner(Runner):
+    """The blog's step (W1–W4), the chain's forward and backward (W5), W6's twin, and W7's
+    im2col step (benchmarks/conv.py)."""
+
     def __init__(self, wl, data):
         super().__init__(wl, data)
-        if wl.kind in ("train", "infer"):
-            self.params = [np.empty_like(data["params"][k]) for k in ("W1", "b1", "W2", "b2")]
+        self.keys = CONV_KEYS if wl.kind == "conv" else ("W1", "b1", "W2", "b2")
+        if wl.kind in ("train", "infer", "conv"):
+            self.params = [np.empty_like(data["params"][k]) for k in self.keys]
 
     def reset(self):
-        if self.wl.kind not in ("train", "infer"):
+        if self.wl.kind not in ("train", "infer", "conv"):
             return
-        for p, k in zip(self.params, ("W1", "b1", "W2", "b2")):
+        for p, k in zip(self.params, self.keys):
             p[...] = self.data["params"][k]
 
     def train(self, batches, lr):
         X, Y, y = self.data["X"], self.data["Y"], self.data["y"]
+        train_step = conv.step if self.wl.kind == "conv" else step
         for idx in batches:
-            J = step(X[idx], Y[idx], y[idx], self.params, lr)
+            J = train_step(X[idx], Y[idx], y[idx], self.params, lr)
         return float(J)
 
     def loss(self, idx):
-        a2 = forward(self.data["X"][idx], *self.params)[1]
+        X = self.data["X"][idx]
+        if self.wl.kind == "conv":
+            a2 = conv.softmax(conv.forward(X, self.params)[0])
+        else:
+            a2 = forward(X, *self.params)[1]
         return float(-np.log(a2[np.arange(len(idx)), self.data["y"][idx]]).mean())
 
     def infer(self):

@@ -15,6 +15,7 @@ import numpy as np
 
 import tinygrad_mlp as tm
 from benchmarks.common import NotApplicable, Runner
+from benchmarks.workloads import CONV_KEYS, CONV_WIDTHS, conv_features
 
 KEYS = ("W1", "b1", "W2", "b2")
 
@@ -28,6 +29,17 @@ def _train_api():
     except ImportError:
         raise NotApplicable("tm.fit not available") from None
     return fit, predict
+
+
+def conv_model(wl):
+    """W7's network with tinygrad_mlp's layers (NotApplicable until nn.Conv2d exists)."""
+    from tinygrad_mlp import nn
+    if not all(hasattr(nn, name) for name in ("Conv2d", "MaxPool2d", "Flatten", "ReLU")):
+        raise NotApplicable("no nn.Conv2d yet")
+    (C1, C2), K = CONV_WIDTHS, wl.K
+    return nn.Sequential(nn.Conv2d(1, C1, 3), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(C1, C2, 3), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(conv_features(wl.D), K), nn.Softmax())
 
 
 class TinygradRunner(Runner):
@@ -48,17 +60,20 @@ class TinygradRunner(Runner):
         if self.use_fit:
             self.fit, self.predict = _train_api()
         from tinygrad_mlp import nn, optim
-        self.model = nn.Sequential(nn.Linear(wl.D, wl.M), nn.Sigmoid(), nn.Linear(wl.M, wl.K),
-                                   nn.Softmax())
+        if wl.kind == "conv":
+            self.model, self.keys = conv_model(wl), CONV_KEYS
+        else:
+            self.model = nn.Sequential(nn.Linear(wl.D, wl.M), nn.Sigmoid(),
+                                       nn.Linear(wl.M, wl.K), nn.Softmax())
+            self.keys = KEYS
         self.loss_fn = nn.CrossEntropyLoss()
-        self.params = [self.model[0].weight, self.model[0].bias,
-                       self.model[2].weight, self.model[2].bias]
-        self.optimizer = optim.SGD(self.model.parameters(), lr=wl.lr)
+        self.params = list(self.model.parameters())       # in the order of self.keys
+        self.optimizer = optim.SGD(self.params, lr=wl.lr)
 
     def reset(self):
         if self.wl.kind in ("chain", "digits"):
             return
-        for p, k in zip(self.params, KEYS):
+        for p, k in zip(self.params, self.keys):
             p.data[...] = self.data["params"][k]
             p.grad = None
 
@@ -120,7 +135,7 @@ class TinygradStepRunner(TinygradRunner):
     """The explicit loop with `step = tm.TrainStep(model, loss, optimizer)`: `step(X_b, Y_b)`."""
 
     def __init__(self, wl, data):
-        if wl.kind not in ("train",):
+        if wl.kind not in ("train", "conv"):
             raise NotApplicable
         super().__init__(wl, data)
         self.step = tm.TrainStep(self.model, self.loss_fn, self.optimizer)

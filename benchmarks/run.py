@@ -9,7 +9,7 @@ round-robin order (rotated each repetition, so drift and cache effects hit all a
 warm-up round; the table shows the median seconds, min–max, and the ratio to hand-written numpy.
 Before timing, a correctness guard checks that every implementation gives numpy's loss after
 one step from the same weights (a benchmark of different math is meaningless) and prints a
-WARNING line if not. Peak memory for W1 is measured in one subprocess per implementation.
+WARNING line if not. Peak memory for W1 and W7 is measured in one subprocess per implementation.
 
 BLAS threads: `--threads N` (default 1) sets OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and
 MKL_NUM_THREADS before numpy is first imported (this file reads argv before importing numpy;
@@ -42,6 +42,7 @@ from typing import Any, Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from benchmarks import scaling  # noqa: E402
 from benchmarks.common import NotApplicable  # noqa: E402
 from benchmarks.impl_numpy import BlasBoundRunner  # noqa: E402
 from benchmarks.workloads import Workload, chain_input, flops, make_data, workloads  # noqa: E402
@@ -58,6 +59,7 @@ IMPLEMENTATIONS = {
     "mygrad": ("benchmarks.impl_frameworks", "MygradRunner", "mygrad"),
     "autograd": ("benchmarks.impl_frameworks", "AutogradRunner", "autograd"),
     "sklearn": ("benchmarks.impl_frameworks", "SklearnRunner", "sklearn"),
+    "jax": ("benchmarks.impl_frameworks", "JaxRunner", "jax"),
 }
 BOUND = "BLAS bound"   # the matrix products alone, timed round-robin with the implementations
 ALIASES = {"tinygrad": ("tinygrad_fit", "tinygrad_loop", "tinygrad_step"), "pytorch": ("torch",),
@@ -67,7 +69,8 @@ ALIASES = {"tinygrad": ("tinygrad_fit", "tinygrad_loop", "tinygrad_step"), "pyto
 # --- command line --------------------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="smaller N, 2 repetitions: a smoke run for CI (well under a minute)")
     parser.add_argument("--threads", type=int, default=1,
@@ -75,12 +78,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=None,
                         help="minimum timed rounds per workload (default 5, quick 2); short "
                              "workloads get up to 4x that within a few seconds")
-    parser.add_argument("--only", default="", help="workloads to run, e.g. W1,W3 (default all)")
+    parser.add_argument("--only", default="",
+                        help="workloads to run, e.g. W1,W3; S is the scaling study (time per "
+                             "sample against batch size); default all")
     parser.add_argument("--impl", default="",
                         help="implementations, e.g. numpy,tinygrad,torch (default all; "
                              f"names: {', '.join(IMPLEMENTATIONS)}; tinygrad means both)")
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as markdown")
-    parser.add_argument("--no-memory", action="store_true", help="skip the W1 peak-memory runs")
+    parser.add_argument("--figure", metavar="PNG",
+                        help="write the scaling study's log-log figure (needs matplotlib)")
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip the W1 and W7 peak-memory runs")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall (default): perf_counter; cpu: process_time, steadier when "
                              "other jobs share the cores (fair only with 1 thread everywhere)")
@@ -93,16 +101,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def select_workloads(only: str, quick: bool) -> list[Workload]:
+def select_workloads(only: str, quick: bool) -> tuple[list[Workload], list[Workload]]:
+    """(the selected workloads W1–W7, the scaling study's workloads or [] when not selected)."""
     suite = workloads(quick)
     if not only:
-        return list(suite.values())
+        return list(suite.values()), scaling.workloads(quick)
     keys = [k.strip().upper() for k in only.split(",") if k.strip()]
-    unknown = [k for k in keys if k not in suite]
+    unknown = [k for k in keys if k not in suite and k != "S"]
     if unknown:
         raise SystemExit(f"--only: unknown workload(s) {', '.join(unknown)}; "
-                         f"expected some of {', '.join(suite)}")
-    return [suite[k] for k in keys]
+                         f"expected some of {', '.join(suite)}, S")
+    return [suite[k] for k in keys if k != "S"], scaling.workloads(quick) if "S" in keys else []
 
 
 def select_impls(spec: str) -> list[str]:
@@ -229,11 +238,12 @@ def correctness_guard(wl: Workload, runners: dict[str, Any],
 
 def bench_workload(wl: Workload, impls: list[str], repeat: int, log: Callable[[str], None],
                    clock: Callable[[], float] = time.perf_counter,
-                   budget: float = 3.0) -> dict[str, Any]:
+                   budget: float = 3.0, bound: bool = True) -> dict[str, Any]:
     """Times of every implementation on one workload, measured round-robin.
 
     At least `repeat` timed rounds after the warm-up; a workload whose round is short gets
-    more rounds (at most 4 × repeat) while they fit in `budget` seconds.
+    more rounds (at most 4 × repeat) while they fit in `budget` seconds. `bound`: also time
+    the BLAS bound where the workload has one.
     """
     data = prepare(wl)
     runners: dict[str, Any] = {}
@@ -254,11 +264,13 @@ def bench_workload(wl: Workload, impls: list[str], repeat: int, log: Callable[[s
     for line in flagged:
         log(line)
     if not flagged and len(runners) > 1:
+        what = {"digits": "held-out accuracy", "train": "one-step loss",
+                "conv": "one-step loss"}.get(wl.kind, "output")
         print(f"guard: {', '.join(n for n in runners if n != 'numpy')} agree with numpy "
-              f"({'held-out accuracy' if wl.kind == 'digits' else 'one-step loss' if wl.kind == 'train' else 'output'})",
-              end=" ... ", flush=True)
+              f"({what})", end=" ... ", flush=True)
     try:
-        runners[BOUND] = BlasBoundRunner(wl, data)
+        if bound:
+            runners[BOUND] = BlasBoundRunner(wl, data)
     except NotApplicable:
         pass
     times: dict[str, list[float]] = {name: [] for name in runners}
@@ -290,7 +302,7 @@ def bench_workload(wl: Workload, impls: list[str], repeat: int, log: Callable[[s
     return {"times": {n: t for n, t in times.items() if t}, "status": status, "rounds": rounds}
 
 
-# --- peak memory (W1, one subprocess per implementation) -----------------------------------------
+# --- peak memory (W1 and W7, one subprocess per implementation) ---------------------------------
 
 def _vm_kib(field: str) -> int:
     with open("/proc/self/status") as f:
@@ -301,15 +313,15 @@ def _vm_kib(field: str) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def memory_child(name: str, quick: bool) -> None:
-    """Run W1 once with one implementation; print {"import": KiB, "peak": KiB} as JSON."""
+def memory_child(name: str, key: str, quick: bool) -> None:
+    """Run workload `key` once with one implementation; print {"import": KiB, "peak": KiB}."""
     cls = runner_class(name)
     if cls is None:
         print(json.dumps({"error": "not installed"}))
         return
     __import__(IMPLEMENTATIONS[name][2])        # the framework's import cost counts
     imported = _vm_kib("VmRSS")
-    wl = workloads(quick)["W1"]
+    wl = workloads(quick)[key]
     try:
         runner = cls(wl, make_data(wl))
     except NotApplicable as reason:
@@ -320,10 +332,11 @@ def memory_child(name: str, quick: bool) -> None:
     print(json.dumps({"import": imported, "peak": _vm_kib("VmHWM")}))
 
 
-def measure_memory(impls: list[str], quick: bool) -> dict[str, dict[str, Any]]:
+def measure_memory(impls: list[str], key: str, quick: bool) -> dict[str, dict[str, Any]]:
+    """Peak RSS of one fresh process per implementation running workload `key` once."""
     results = {}
     for name in impls:
-        command = [sys.executable, "-m", "benchmarks.run", "--memory-child", name,
+        command = [sys.executable, "-m", "benchmarks.run", "--memory-child", f"{name}:{key}",
                    "--threads", os.environ.get("OPENBLAS_NUM_THREADS", "1")]
         if quick:
             command.append("--quick")
@@ -375,7 +388,7 @@ def rows(wls: list[Workload], results: dict[str, Any], impls: list[str]) -> list
 
 
 def steps_of(wl: Workload) -> int:
-    if wl.kind == "train":
+    if wl.kind in ("train", "conv"):
         return -(-wl.N // (wl.batch or wl.N)) * wl.epochs
     if wl.kind == "chain":
         return wl.n_ops
@@ -384,7 +397,14 @@ def steps_of(wl: Workload) -> int:
 
 HEADER = ["workload", "implementation", "median", "min – max", "vs numpy", "mins vs numpy",
           "per step/op"]
-MEM_HEADER = ["W1 implementation", "peak RSS", "vs numpy", "RSS after imports"]
+MEM_HEADER = ["peak RSS", "vs numpy", "RSS after imports"]
+BOUND_NOTE = ("BLAS bound: the workload's matrix products alone (same shapes, preallocated "
+              "outputs), timed with the others; training FLOPs = 2·N·(2·D·M + 3·M·K) per epoch "
+              "(forward 2·N·(D·M + M·K), backward twice that minus the input gradient 2·N·D·M), "
+              "inference 2·N·(D·M + M·K).")
+SCALING_NOTE = ("Scaling study: µs per sample of one SGD epoch, the minimum over the rounds, "
+                "with its ratio to hand-written numpy's minimum.")
+MEMORY_WORKLOADS = ("W1", "W7")   # peak memory: one fresh process per implementation
 
 
 def memory_rows(mem: dict[str, dict[str, Any]]) -> list[list[str]]:
@@ -395,7 +415,8 @@ def memory_rows(mem: dict[str, dict[str, Any]]) -> list[list[str]]:
             out.append([name, m["error"], "", ""])
         else:
             out.append([name, f"{m['peak'] / 1024:.0f} MiB",
-                        f"{m['peak'] / base:.2f}×" if base else "–", f"{m['import'] / 1024:.0f} MiB"])
+                        f"{m['peak'] / base:.2f}×" if base else "–",
+                        f"{m['import'] / 1024:.0f} MiB"])
     return out
 
 
@@ -411,14 +432,18 @@ def markdown_table(header: list[str], body: list[list[str]]) -> str:
 
 
 def markdown_report(info: dict[str, str], command: str, wls: list[Workload], table: str,
-                    memory: str | None, notes: list[str]) -> str:
+                    memory: str | None, scaling_table: str | None, notes: list[str]) -> str:
     parts = [f"Machine: {info['cpu']}; Python {info['python']}, numpy {info['numpy']}, "
              f"BLAS threads {info['blas_threads']}, load average {info['load']} at start. "
              f"Date: {info['date']}.  ",
-             f"Command: `{command}`", "",
-             "\n".join(f"- **{wl.key}** {wl.title}: {wl.describe()}" for wl in wls), "", table]
+             f"Command: `{command}`"]
+    if wls:
+        parts += ["", "\n".join(f"- **{wl.key}** {wl.title}: {wl.describe()}" for wl in wls),
+                  "", table]
     if memory:
         parts += ["", memory]
+    if scaling_table:
+        parts += ["", scaling_table]
     if notes:
         parts += [""] + [f"- {n}" for n in notes]
     return "\n".join(parts) + "\n"
@@ -430,10 +455,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     if args.memory_child:
-        memory_child(args.memory_child, args.quick)
+        memory_child(*args.memory_child.split(":"), quick=args.quick)
         return 0
     repeat = args.repeat or (2 if args.quick else 5)
-    wls = select_workloads(args.only, args.quick)
+    wls, scaling_wls = select_workloads(args.only, args.quick)
     impls = select_impls(args.impl)
     missing = [name for name in impls if runner_class(name) is None]
     impls = [name for name in impls if name not in missing]
@@ -468,23 +493,49 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         results[wl.key] = bench_workload(wl, impls, repeat, log, CLOCKS[args.clock],
                                          budget=1.0 if args.quick else 3.0)
-        print(f"{results[wl.key]['rounds']} rounds, {time.perf_counter() - start:.1f} s", flush=True)
+        print(f"{results[wl.key]['rounds']} rounds, {time.perf_counter() - start:.1f} s",
+              flush=True)
+    scaling_impls = [name for name in scaling.IMPLS if name in impls]
+    for wl in scaling_wls:
+        print(f"scaling: {wl.title}, batch {wl.batch or 'full'}, {wl.describe()} ...", end=" ",
+              flush=True)
+        start = time.perf_counter()
+        results[wl.key] = bench_workload(wl, scaling_impls, repeat, log, CLOCKS[args.clock],
+                                         budget=0.5 if args.quick else 2.0, bound=False)
+        print(f"{results[wl.key]['rounds']} rounds, {time.perf_counter() - start:.1f} s",
+              flush=True)
     body = rows(wls, results, impls)
-    print()
-    print(text_table(HEADER, body))
-    print("BLAS bound: the workload's matrix products alone (same shapes, preallocated outputs), "
-          "timed with the others; training FLOPs = 2·N·(2·D·M + 3·M·K) per epoch (forward 2·N·(D·M + M·K), "
-          "backward twice that minus the input gradient 2·N·D·M), inference 2·N·(D·M + M·K).")
-    mem_text = None
-    if not args.no_memory and any(wl.key == "W1" for wl in wls):
-        mem = measure_memory(impls, args.quick)
+    if wls:
         print()
-        print(text_table(MEM_HEADER, memory_rows(mem)))
-        print("peak RSS (VmHWM) of a fresh process that imports the framework and runs W1 once")
-        mem_text = markdown_table(MEM_HEADER, memory_rows(mem))
+        print(text_table(HEADER, body))
+        print(BOUND_NOTE)
+    scaling_text = None
+    if scaling_wls:
+        header, scaling_body = scaling.table(scaling_wls, results, scaling_impls)
+        print()
+        print(text_table(header, scaling_body))
+        print(SCALING_NOTE)
+        scaling_text = markdown_table(header, scaling_body) + "\n\n" + SCALING_NOTE
+        if args.figure:
+            scaling.figure(scaling_wls, results, scaling_impls, args.figure,
+                           f"{command.strip()} | {info['cpu']} | {info['date']}")
+            print(f"figure written to {args.figure}")
+    mem_tables = []
+    for wl in wls if not args.no_memory else []:
+        if wl.key not in MEMORY_WORKLOADS:
+            continue
+        mem = measure_memory([n for n in impls if n in results[wl.key]["times"]], wl.key,
+                             args.quick)
+        header = [f"{wl.key} implementation"] + MEM_HEADER
+        print()
+        print(text_table(header, memory_rows(mem)))
+        print(f"peak RSS (VmHWM) of a fresh process that imports the framework and runs "
+              f"{wl.key} once")
+        mem_tables.append(markdown_table(header, memory_rows(mem)))
+    mem_text = "\n\n".join(mem_tables) or None
     if args.markdown:
         report = markdown_report(info, command.strip(), wls, markdown_table(HEADER, body),
-                                 mem_text, notes)
+                                 mem_text, scaling_text, notes)
         with open(args.markdown, "w") as f:
             f.write(report)
         print(f"markdown written to {args.markdown}")

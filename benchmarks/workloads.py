@@ -1,4 +1,4 @@
-"""The workloads W1–W6: their sizes, their synthetic data, the shared initial weights, their FLOPs.
+"""The workloads W1–W7: their sizes, their synthetic data, the shared initial weights, their FLOPs.
 
 Every implementation gets the same arrays from here (float32 X, int64 class labels, the same
 initial weights and the same shuffled batch order), so a difference in time is a difference in
@@ -19,7 +19,8 @@ SEED = 1234
 
 @dataclasses.dataclass
 class Workload:
-    """One benchmark problem. kind: "train" (W1–W3), "infer" (W4), "chain" (W5), "digits" (W6)."""
+    """One benchmark problem. kind: "train" (W1–W3), "infer" (W4), "chain" (W5), "digits" (W6),
+    "conv" (W7: N images of 1×S×S, D = S, M = the two conv widths' first, K classes)."""
 
     key: str
     title: str
@@ -39,6 +40,10 @@ class Workload:
             return f"{self.n_ops} elementwise ops on (16,16), forward + backward"
         if self.kind == "digits":
             return "tinygrad-mlp train's default run on the bundled digits"
+        if self.kind == "conv":
+            return (f"N={self.N:,} images 1×{self.D}×{self.D}, conv3×3({CONV_WIDTHS[0]})-relu-"
+                    f"pool2-conv3×3({CONV_WIDTHS[1]})-relu-pool2-linear({self.K}), "
+                    f"batch {self.batch}, 1 epoch, shuffled")
         shape = f"N={self.N:,} {self.D}-{self.M}-{self.K}"
         if self.kind == "infer":
             return f"{shape}, batches of {self.batch:,}, no_grad"
@@ -60,7 +65,19 @@ def workloads(quick: bool = False) -> dict[str, Workload]:
         "W4": Workload("W4", "inference", "infer", n, 784, 128, 10, batch=1_000),
         "W5": Workload("W5", "engine: elementwise chain", "chain", n_ops=1_000),
         "W6": Workload("W6", "digits end to end", "digits", epochs=2 if quick else 0),
+        "W7": Workload("W7", "convolutional step", "conv", 64 if quick else 1_024, 48, 0, 7,
+                       batch=64, shuffle=True, lr=0.01),
     }
+
+
+CONV_WIDTHS = (32, 64)     # W7's two Conv2d layers: 1 → 32 → 64 channels, 3×3 kernels
+CONV_KEYS = ("c1w", "c1b", "c2w", "c2b", "fw", "fb")
+
+
+def conv_features(size: int) -> int:
+    """Inputs of W7's Linear: 64 channels of ((size − 2) // 2 − 2) // 2 squared (48 → 10×10)."""
+    side = ((size - 2) // 2 - 2) // 2
+    return CONV_WIDTHS[1] * side * side
 
 
 def make_data(wl: Workload) -> dict[str, Any]:
@@ -70,6 +87,8 @@ def make_data(wl: Workload) -> dict[str, Any]:
     W2 (M, K), b2 (K,) (Glorot uniform weights, small random biases so bias bugs show), and
     `batches`: the list of index arrays in the order every implementation visits them.
     """
+    if wl.kind == "conv":
+        return make_conv_data(wl)
     rng = np.random.default_rng(SEED)
     X = rng.random((wl.N, wl.D), dtype=np.float32)
     R = rng.standard_normal((wl.D, wl.K)).astype(np.float32)
@@ -82,6 +101,30 @@ def make_data(wl: Workload) -> dict[str, Any]:
     for _ in range(wl.epochs if wl.kind == "train" else 1):
         order = rng.permutation(wl.N) if wl.shuffle else np.arange(wl.N)
         batches.extend(order[i:i + size] for i in range(0, wl.N, size))
+    return {"X": X, "y": y, "Y": Y, "params": params, "batches": batches}
+
+
+def make_conv_data(wl: Workload) -> dict[str, Any]:
+    """W7: X (N, 1, S, S) float32 in [0, 1), y (N,) int64 from a random linear map of the image,
+    Y one-hot, params in PyTorch's conv layout (c1w (32, 1, 3, 3), c1b, c2w (64, 32, 3, 3), c2b)
+    and the blog's (in, out) layout for the last layer (fw (6400, 7), fb), and the batches."""
+    rng = np.random.default_rng(SEED)
+    S, K, (C1, C2) = wl.D, wl.K, CONV_WIDTHS
+    X = rng.random((wl.N, 1, S, S), dtype=np.float32)
+    R = rng.standard_normal((S * S, K)).astype(np.float32)
+    y = np.argmax((X.reshape(wl.N, -1) - 0.5) @ R, axis=1).astype(np.int64)
+    Y = np.eye(K, dtype=np.float32)[y]
+
+    def uniform(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
+        bound = np.sqrt(1.0 / fan_in)            # PyTorch's default for Conv2d and Linear
+        return rng.uniform(-bound, bound, shape).astype(np.float32)
+
+    F = conv_features(S)
+    params = {"c1w": uniform((C1, 1, 3, 3), 9), "c1b": uniform((C1,), 9),
+              "c2w": uniform((C2, C1, 3, 3), C1 * 9), "c2b": uniform((C2,), C1 * 9),
+              "fw": uniform((F, K), F), "fb": uniform((K,), F)}
+    order = rng.permutation(wl.N)
+    batches = [order[i:i + wl.batch] for i in range(0, wl.N, wl.batch)]
     return {"X": X, "y": y, "Y": Y, "params": params, "batches": batches}
 
 

@@ -48,3 +48,41 @@ def test_flop_count_matches_the_stated_formula():
     forward = 2 * N * (D * M + M * K)
     assert flops(wl) == forward + (2 * forward - 2 * N * D * M)
     assert np.isclose(flops(wl) / 1e9, 4.09, atol=0.01)
+
+
+def test_numpy_conv_baseline_matches_a_direct_convolution_and_its_numeric_gradient():
+    from benchmarks import conv
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 6, 5))
+    w, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    out, cols = conv.conv_forward(x, w, b)
+    direct = np.zeros((2, 4, 4, 3))
+    for i in range(4):
+        for j in range(3):
+            direct[:, :, i, j] = np.einsum("nchw,ochw->no", x[:, :, i:i + 3, j:j + 3], w) + b
+    assert np.allclose(out, direct)
+    grad = rng.standard_normal(out.shape)       # d(sum(out · grad)) by finite differences
+    dw, db, dx = conv.conv_backward(grad, cols, w, x.shape)
+    eps = 1e-6
+    for array, analytic in ((x, dx), (w, dw)):
+        index = tuple(rng.integers(0, n) for n in array.shape)
+        old = array[index]
+        array[index] = old + eps
+        up = (conv.conv_forward(x, w, b)[0] * grad).sum()
+        array[index] = old - eps
+        down = (conv.conv_forward(x, w, b)[0] * grad).sum()
+        array[index] = old
+        assert np.isclose(analytic[index], (up - down) / (2 * eps), rtol=1e-5)
+    assert np.allclose(db, grad.sum(axis=(0, 2, 3)))
+
+
+def test_scaling_study_reports_time_per_sample_for_each_batch_size(tmp_path, capsys):
+    figure = tmp_path / "scaling.png"
+    code = run.main(["--quick", "--only", "S", "--impl", "numpy,tinygrad_loop", "--repeat", "1",
+                     "--figure", str(figure)])
+    out = capsys.readouterr().out
+    assert code == 0 and "WARNING S" not in out    # the guard: the same one-step loss as numpy
+    rows = [line for line in out.splitlines() if line.startswith("blog 64-32-10")]
+    assert [line.split()[2] for line in rows] == ["1", "16", "full"]
+    assert all("(1.00×)" in line and line.count("×") == 2 for line in rows)
+    assert figure.stat().st_size > 10_000
