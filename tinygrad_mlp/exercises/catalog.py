@@ -544,7 +544,7 @@ def _sgd(inputs: Inputs) -> list[tuple[np.ndarray, np.ndarray]]:
     for grad in inputs["grads"]:
         W.grad = _float64(grad)
         optimizer.step()
-        states.append((W.data.copy(), optimizer.state_dict()["momentum_buffer"][0]))
+        states.append((W.data.copy(), optimizer.state_dict()["state"][0]["momentum_buffer"]))
     return states
 
 
