@@ -130,10 +130,8 @@ def test_save_writes_a_loadable_file(tmp_path, capsys):
 @pytest.mark.parametrize("arguments, message", [
     (["--data", "mnist:/no/such/folder"], "MNIST directory not found: '/no/such/folder'"),
     (["--data", "fer2013:/no/such.csv"], "not found"),
-    (["--save", "/no/such/folder/w.npz"], "does not exist"),
-    (["--method", "sgd", "--batch-size", "8"], "--batch-size applies to --method minibatch"),
 ])
-def test_bad_files_and_combinations_are_one_line_errors(arguments, message, capsys):
+def test_bad_files_are_one_line_errors(arguments, message, capsys):
     code = main(["train", "--epochs", "1", *arguments])
     assert code == 1
     assert message in one_line_error(capsys, code)
@@ -214,3 +212,94 @@ def test_train_on_fer2013_reads_the_csv_once(tmp_path, monkeypatch, capsys):
     assert main(["train", "--data", f"fer2013:{path}", "--hidden", "2", "--epochs", "1",
                  "--quiet"]) == 0
     assert len(opened) == 1
+
+
+# --- the command-line contract (issue 9): usage errors exit 2 before any training ---------------
+
+@pytest.mark.parametrize("arguments, message", [
+    (["train", "--save", ""], "--save needs a file name"),
+    (["train", "--save", "/no/such/folder/w.npz"], "does not exist"),
+    (["train", "--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),
+    (["train", "--method", "sgd", "--batch-size", "8"],
+     "--batch-size applies to --method minibatch"),
+    (["train", "--epochs", "0"], "argument --epochs: expected a positive integer, got '0'"),
+    (["train", "--epochs", "0", "--plot", "x.png"], "argument --epochs"),
+    (["train", "--plot", "curves.txt"], "matplotlib cannot write txt"),
+    (["compare", "--plot", "curves.txt"], "matplotlib cannot write txt"),
+    (["graph", "--format", "svg"], "--format svg needs --out FILE"),
+    (["graph", "--out", "g.xyz"], "--out 'g.xyz': unknown extension"),
+    (["graph", "--out", "/no/such/folder/g.dot"], "does not exist"),
+    (["explain", "--batch", "100000"], "--batch 100000: the bundled digits hold 1797 images"),
+    (["explain", "--seed", "-3"], "argument --seed"),
+])
+def test_bad_arguments_exit_2_naming_the_option_before_any_work(arguments, message, capsys,
+                                                               monkeypatch):
+    trained = []
+    monkeypatch.setattr("tinygrad_mlp.train.fit", lambda *a, **k: trained.append(1))
+    assert main(arguments) == 2
+    out, err = capsys.readouterr()
+    assert message in err and "Traceback" not in err
+    assert not trained and "test accuracy" not in out
+
+
+def test_save_to_a_fifo_is_refused_before_training(tmp_path, capsys):
+    import stat
+    os.mkfifo(tmp_path / "pipe")
+    assert main(["train", "--epochs", "1", "--save", str(tmp_path / "pipe")]) == 2
+    assert "not a regular file" in capsys.readouterr().err
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "pipe").st_mode)
+
+
+def test_plot_without_matplotlib_fails_before_training_with_a_hint_that_works(tmp_path, capsys,
+                                                                            monkeypatch):
+    for name in ("matplotlib", "matplotlib.backend_bases", "matplotlib.figure",
+                 "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, name, None)
+    save = tmp_path / "w.npz"
+    code = main(["train", "--epochs", "1", "--save", str(save), "--plot", str(tmp_path / "c.png")])
+    err = one_line_error(capsys, code)
+    assert code == 1 and not save.exists()
+    assert_hint_works(err, "matplotlib")
+
+
+def assert_hint_works(message, package):
+    """The message's checkout hint `pip install -e '.[EXTRA]'` names an extra of setup.cfg that
+    installs `package`, and it gives the plain `pip install package` for an installed copy."""
+    import configparser
+    extra = re.search(r"pip install -e '\.\[(\w+)\]'", message)
+    assert extra and f"pip install {package}" in message, message
+    config = configparser.ConfigParser()
+    config.read(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                             "setup.cfg"))
+    assert package in config["options.extras_require"][extra.group(1)]
+
+
+def test_viz_plots_and_tm_testing_give_install_hints_that_work(tmp_path, monkeypatch):
+    import importlib
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(ImportError) as info:
+        tm.viz.plot_history({"loss": [1.0]}, tmp_path / "c.png")
+    assert_hint_works(str(info.value), "matplotlib")
+    monkeypatch.setitem(sys.modules, "hypothesis", None)
+    monkeypatch.delitem(sys.modules, "tinygrad_mlp.testing", raising=False)
+    with pytest.raises(ModuleNotFoundError) as info:
+        importlib.import_module("tinygrad_mlp.testing")
+    assert_hint_works(str(info.value), "hypothesis")
+
+
+def test_version_prints_the_package_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"tinygrad-mlp {tm.__version__}"
+
+
+def test_out_of_memory_is_a_one_line_error(monkeypatch, capsys):
+    code = main(["train", "--hidden", "99999999999", "--epochs", "1"])
+    assert code == 1 and "out of memory" in one_line_error(capsys, code)
+
+    def bomb(*args, **kwargs):
+        raise MemoryError("Unable to allocate 1.06 GiB")
+
+    monkeypatch.setattr(tm.datasets, "load_digits", bomb)
+    code = main(["train", "--epochs", "1"])
+    assert code == 1 and "out of memory: Unable to allocate" in one_line_error(capsys, code)

@@ -6,8 +6,8 @@
     tinygrad-mlp compare | graph | explain  # the viz commands
     tinygrad-mlp exercise list | show NAME | check NAME FILE
 
-Bad arguments are argparse usage errors (exit 2); a bad file or a failed run is one line on
-stderr and exit 1, never a traceback.
+Bad arguments are usage errors (exit 2), found before any training; a bad file or a failed run
+(out of memory included) is one line on stderr and exit 1, never a traceback.
 """
 
 from __future__ import annotations
@@ -55,6 +55,10 @@ class CliError(Exception):
     """A problem to report as one line on stderr (exit 1)."""
 
 
+class UsageError(CliError):
+    """Arguments that cannot work together, found before any work is done (exit 2)."""
+
+
 # --- argument types (their errors are argparse usage errors) -------------------------------------
 
 def _number(convert: Any, check: Any, expected: str) -> Any:
@@ -91,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="A numpy autograd micro framework grown from a blog post that "
                                "derives a multi-layer perceptron by hand.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {tm.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = commands.add_parser(
@@ -111,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "minibatch (default): --batch-size samples per step")
     train.add_argument("--batch-size", type=_positive_int, default=None, metavar="B",
                        help="mini-batch size (default 16 on digits, 64 on MNIST/FER2013)")
-    train.add_argument("--epochs", type=_non_negative_int, default=None,
+    train.add_argument("--epochs", type=_positive_int, default=None,
                        help="passes over the training set (default on digits: minibatch 30, "
                             "sgd 10, gd 200, gd with mse 1000; MNIST/FER2013: 10, 2, 200, 1000)")
     train.add_argument("--lr", type=_positive_float, default=None,
@@ -126,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--momentum", type=_momentum, default=None,
                        help="SGD momentum (default 0.9 with ce, 0 with mse; 0 is the blog's "
                             "plain W ← W − α ∂J/∂W)")
-    train.add_argument("--seed", type=int, default=0,
+    train.add_argument("--seed", type=_non_negative_int, default=0,
                        help="seeds the split, the initial weights and the shuffling (default 0)")
     train.add_argument("--save", metavar="FILE", default=None,
                        help="write the trained parameters to FILE (.npz; load with tm.load)")
@@ -160,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="hidden units M (default 32)")
     compare.add_argument("--loss", choices=("ce", "mse"), default="ce",
                          help="ce (default): softmax + cross-entropy; mse: sigmoid + the blog's J")
-    compare.add_argument("--seed", type=int, default=0,
+    compare.add_argument("--seed", type=_non_negative_int, default=0,
                          help="seeds the split, the initial weights and the shuffling (default 0)")
     compare.add_argument("--plot", metavar="FILE.png", default=None,
                          help="draw the two panels (cost per epoch, per second) to FILE.png")
@@ -175,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                              help="samples in the batch (default 4)")
         command.add_argument("--hidden", type=_positive_int, default=8, metavar="M",
                              help="hidden units M (default 8)")
-        command.add_argument("--seed", type=int, default=0,
+        command.add_argument("--seed", type=_non_negative_int, default=0,
                              help="picks the digits and the initial weights (default 0)")
 
     graph = commands.add_parser(
@@ -248,14 +253,33 @@ def _load_data(kind: str, path: str | None, seed: int, progress: bool = True
 
 
 def _check_writable(path: str, option: str) -> None:
-    """Fail before training, not after, when FILE cannot be written."""
+    """Fail before training, not after, when FILE cannot be written (a usage error)."""
+    if not path:
+        raise UsageError(f"{option} needs a file name, got ''")
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise CliError(f"{option} {path!r} is a directory; give a file name")
+        raise UsageError(f"{option} {path!r} is a directory; give a file name")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise UsageError(f"{option} {path!r} is not a regular file; give a file name")
     if not os.path.isdir(folder):
-        raise CliError(f"{option} {path!r}: folder {folder!r} does not exist")
+        raise UsageError(f"{option} {path!r}: folder {folder!r} does not exist")
     if not os.access(folder, os.W_OK):
-        raise CliError(f"{option} {path!r}: folder {folder!r} is not writable")
+        raise UsageError(f"{option} {path!r}: folder {folder!r} is not writable")
+
+
+def _check_plot(path: str, option: str = "--plot") -> None:
+    """Before training: matplotlib is there and writes FILE's format."""
+    _check_writable(path, option)
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise CliError(f"{option} needs matplotlib, an optional extra: pip install matplotlib "
+                       "(from a source checkout: pip install -e '.[plot]')") from None
+    extension = os.path.splitext(path)[1].lstrip(".").lower()
+    if extension not in FigureCanvasBase.get_supported_filetypes():
+        what = extension or "a file without an extension"
+        raise UsageError(f"{option} {path!r}: matplotlib cannot write {what}; use .png, .svg "
+                         "or .pdf")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -265,7 +289,7 @@ def _train(args: argparse.Namespace) -> int:
 
     method = args.method or "minibatch"
     if args.batch_size is not None and method != "minibatch":
-        raise CliError(f"--batch-size applies to --method minibatch, not --method {method}")
+        raise UsageError(f"--batch-size applies to --method minibatch, not --method {method}")
     table = DEFAULTS if args.data[0] == "digits" else LARGE_DEFAULTS
     batch_size, epochs, lr, momentum = table[args.loss, method]
     if args.batch_size is not None:
@@ -276,9 +300,10 @@ def _train(args: argparse.Namespace) -> int:
     elif args.optimizer == "adam":
         lr = ADAM_LR[args.loss]
     momentum = args.momentum if args.momentum is not None else momentum
-    for option in ("save", "plot"):
-        if getattr(args, option):
-            _check_writable(getattr(args, option), f"--{option}")
+    if args.save is not None:
+        _check_writable(args.save, "--save")
+    if args.plot is not None:
+        _check_plot(args.plot)
 
     X_train, X_test, y_train, y_test, data_name = _load_data(*args.data, seed=args.seed,
                                                              progress=not args.quiet)
@@ -348,8 +373,8 @@ def _learning_rates(text: str) -> float | dict[str, float]:
 def _compare(args: argparse.Namespace) -> int:
     from tinygrad_mlp import blog, viz
 
-    if args.plot:
-        _check_writable(args.plot, "--plot")
+    if args.plot is not None:
+        _check_plot(args.plot)
     X, _, y, _, data_name = _load_data(*args.data, seed=args.seed)
     if args.samples is not None:
         X, y = X[:args.samples], y[:args.samples]
@@ -368,11 +393,13 @@ def _graph(args: argparse.Namespace) -> int:
 
     fmt = args.format or (os.path.splitext(args.out)[1].lstrip(".").lower() if args.out else "dot")
     if fmt not in ("dot", "svg", "png"):
-        raise CliError(f"--out {args.out!r}: unknown extension; use .dot, .svg or .png or --format")
+        raise UsageError(f"--out {args.out!r}: unknown extension; use .dot, .svg or .png, or "
+                         "--format")
     if args.out is None and fmt != "dot":
-        raise CliError(f"--format {fmt} needs --out FILE (only DOT text goes to stdout)")
-    if args.out:
+        raise UsageError(f"--format {fmt} needs --out FILE (only DOT text goes to stdout)")
+    if args.out is not None:
         _check_writable(args.out, "--out")
+    _check_batch(args.batch)
     J, _ = blog.blog_network(*blog.blog_example(args.batch, args.hidden, args.loss, args.seed),
                              loss=args.loss)
     viz.backward_steps(J)            # one backward pass: every node now holds its gradient
@@ -384,9 +411,16 @@ def _graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_batch(batch: int) -> None:
+    available = len(tm.datasets.load_digits()[1])
+    if batch > available:
+        raise UsageError(f"--batch {batch}: the bundled digits hold {available} images")
+
+
 def _explain(args: argparse.Namespace) -> int:
     from tinygrad_mlp import blog
 
+    _check_batch(args.batch)
     X, Y, W1, W2 = blog.blog_example(args.batch, args.hidden, args.loss, args.seed)
     print(f"The blog's network on {args.batch} digits (seed {args.seed}): X {X.shape} · W1 "
           f"{W1.shape} → σ → · W2 {W2.shape} → {'softmax' if args.loss == 'ce' else 'σ'}, "
@@ -455,10 +489,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:            # `tinygrad-mlp explain | head`: the reader left, not an error
         _silence_stdout()
         return 0
-    except (CliError, OSError, ValueError, TypeError, ArithmeticError, ImportError) as error:
+    except (CliError, OSError, ValueError, TypeError, ArithmeticError, ImportError,
+            MemoryError) as error:
         message = " ".join(str(error).split()) or type(error).__name__
+        if isinstance(error, MemoryError):
+            message = f"out of memory: {message}"
         print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(error, UsageError) else 1
 
 
 def _silence_stdout() -> None:

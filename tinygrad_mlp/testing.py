@@ -30,8 +30,16 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
+
+try:
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+except ModuleNotFoundError as error:
+    if error.name != "hypothesis":
+        raise
+    raise ModuleNotFoundError("tinygrad_mlp.testing needs hypothesis, an optional extra: pip "
+                              "install hypothesis (from a source checkout: pip install -e "
+                              "'.[test]')", name="hypothesis") from None
 
 from tinygrad_mlp.gradcheck import gradcheck
 from tinygrad_mlp.tensor import Tensor, graph_size

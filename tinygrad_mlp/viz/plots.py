@@ -1,4 +1,5 @@
-"""Plots with matplotlib (the optional extra `pip install -e '.[plot]'`): a fit's history, the
+"""Plots with matplotlib (the optional extra: `pip install matplotlib`, or from a checkout
+`pip install -e '.[plot]'`): a fit's history, the
 first layer's weights as images, and the blog's GD/SGD/mini-batch comparison.
 
 matplotlib is imported only inside these functions, and figures are drawn on a `Figure` with
@@ -25,9 +26,8 @@ def _figure(width_px: int, height_px: int, dpi: int = 100) -> Any:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise ImportError("plotting needs matplotlib, an optional extra: "
-                          "pip install 'tinygrad_mlp[plot]' (from a source "
-                          "checkout: pip install -e '.[plot]')") from None
+        raise ImportError("plotting needs matplotlib, an optional extra: pip install matplotlib "
+                          "(from a source checkout: pip install -e '.[plot]')") from None
     figure = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
     FigureCanvasAgg(figure)
     return figure
