@@ -16,7 +16,7 @@ from tinygrad_mlp.tensor import topological_order as _topological_order
 
 needs_matplotlib = pytest.mark.skipif(   # installed in CI (the `test` extra), so these run there
     importlib.util.find_spec("matplotlib") is None,
-    reason="plots need matplotlib: pip install 'tinygrad_mlp[plot]'")
+    reason="plots need matplotlib: pip install matplotlib")
 
 # --- a tiny DOT reader: node statements `nK [label="..."...]` and edges `nA -> nB;` -------------
 

@@ -1,6 +1,6 @@
 """Plots with matplotlib (the optional extra: `pip install matplotlib`, or from a checkout
-`pip install -e '.[plot]'`): a fit's history, the
-first layer's weights as images, and the blog's GD/SGD/mini-batch comparison.
+`pip install -e '.[plot]'`): a fit's history, the first layer's weights as images, and the
+blog's GD/SGD/mini-batch comparison.
 
 matplotlib is imported only inside these functions, and figures are drawn on a `Figure` with
 the Agg canvas, so the caller's pyplot backend is never touched.
