@@ -6,6 +6,8 @@ backward invariants (nothing mutated, nothing aliased, graph freed), and the sam
 whose gradients must stay float32 and agree with the float64 run to about 1e-4.
 """
 
+import operator
+
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -15,7 +17,7 @@ from hypothesis.extra import numpy as hnp
 import tinygrad_mlp as tm
 from tinygrad_mlp import ops
 from tinygrad_mlp.testing import (arrays, assert_backward_invariants, assert_gradients_match,
-                                  broadcastable_shapes, shapes)
+                                  axes, broadcastable_shapes, shapes, tied_arrays)
 
 
 def check_op(fn, *arrays64, rtol32=1e-4):
@@ -281,9 +283,325 @@ def test_mean_and_max_with_zero_size_dims_outside_the_reduced_axes(data):
     check_op(lambda t: t.max(axis=axis, keepdims=keepdims), x)
 
 
+# --- second round: elementwise -----------------------------------------------------------------
+
+def unbroadcast(grad, shape):
+    """The oracle's own sum back to `shape` (leading axes, then size-1 axes)."""
+    grad = grad.sum(axis=tuple(range(grad.ndim - len(shape))))
+    return grad.sum(axis=tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True)
+
+
+def backward_of(fn, *arrays, seed=3):
+    """Gradients of ⟨G, fn(*tensors)⟩ for a random G: (output, G, [grad per input])."""
+    tensors = [tm.Tensor(np.array(a, dtype=np.float64), requires_grad=True) for a in arrays]
+    out = fn(*tensors)
+    G = np.random.default_rng(seed).standard_normal(out.shape)
+    out.backward(G)
+    return out.data, G, [t.grad for t in tensors]
+
+
+@st.composite
+def separated_pair(draw):
+    """Broadcastable a, b that never tie: a on tenths, b on tenths shifted by 0.05."""
+    shape_a, shape_b = draw(broadcastable_shapes())
+    a = draw(hnp.arrays(np.int64, shape_a, elements=st.integers(-30, 30))) / 10
+    b = draw(hnp.arrays(np.int64, shape_b, elements=st.integers(-30, 30))) / 10 + 0.05
+    return np.asarray(a), np.asarray(b)              # (0-d arithmetic gives numpy scalars)
+
+
+@pytest.mark.parametrize("name", ["maximum", "minimum"])
+@given(pair=separated_pair())
+def test_maximum_and_minimum_with_broadcasting(name, pair):
+    check_op(getattr(tm, name), *pair)
+    np.testing.assert_array_equal(getattr(tm, name)(*pair).data, getattr(np, name)(*pair))
+
+
+@pytest.mark.parametrize("name", ["maximum", "minimum"])
+@given(data=st.data())
+def test_maximum_and_minimum_split_the_gradient_equally_at_ties(name, data):
+    shape_a, shape_b = data.draw(broadcastable_shapes())
+    a, b = data.draw(tied_arrays(shape_a)), data.draw(tied_arrays(shape_b))
+    _, G, (grad_a, grad_b) = backward_of(getattr(tm, name), a, b)
+    wins = (a > b) if name == "maximum" else (a < b)
+    share = wins + 0.5 * (a == b)
+    np.testing.assert_allclose(grad_a, unbroadcast(G * share, a.shape), atol=1e-12)
+    np.testing.assert_allclose(grad_b, unbroadcast(G * (1 - share), b.shape), atol=1e-12)
+
+
+@given(data=st.data())
+def test_abs_and_its_zero_gradient_at_zero(data):
+    x = data.draw(arrays(shapes(min_side=0), min_value=-3, max_value=3))
+    check_op(lambda t: t.abs(), nonzero(x))
+    tied = data.draw(tied_arrays())
+    out, G, (grad,) = backward_of(abs, tied)
+    np.testing.assert_array_equal(out, np.abs(tied))
+    np.testing.assert_array_equal(grad, G * np.sign(tied))      # 0 exactly where x == 0
+
+
+@given(x=arrays(shapes(min_side=0), min_value=0.2, max_value=5))
+def test_sqrt(x):
+    check_op(lambda t: t.sqrt(), x)
+
+
+@st.composite
+def clip_case(draw):
+    """x on tenths shifted by 0.05, bounds on tenths (or None): x never sits on a bound."""
+    x = np.asarray(draw(hnp.arrays(np.int64, shapes(), elements=st.integers(-30, 30))) / 10 + 0.05)
+    low, high = sorted(draw(st.lists(st.integers(-30, 30), min_size=2, max_size=2)))
+    low, high = draw(st.sampled_from([(low, high), (low, None), (None, high)]))
+    return x, None if low is None else low / 10, None if high is None else high / 10
+
+
+@given(case=clip_case())
+def test_clip_with_either_bound(case):
+    x, low, high = case
+    check_op(lambda t: t.clip(low, high), x)
+    np.testing.assert_array_equal(tm.Tensor(x).clip(low, high).data,
+                                  np.clip(x, -np.inf if low is None else low,
+                                          np.inf if high is None else high))
+
+
+@given(x=tied_arrays(), bounds=st.sampled_from([(-0.5, 0.5), (0.0, 1.0), (-1.0, None)]))
+def test_clip_passes_the_gradient_at_its_bounds(x, bounds):
+    low, high = bounds
+    _, G, (grad,) = backward_of(lambda t: t.clip(low, high), x)
+    inside = (x >= low) & (x <= (np.inf if high is None else high))   # bounds included
+    np.testing.assert_array_equal(grad, G * inside)
+
+
+@given(x=arrays(shapes(min_side=0)), dtype=st.sampled_from([np.float32, np.float64]))
+def test_astype_casts_forward_and_the_gradient_back(x, dtype):
+    assert_gradients_match(lambda t: t.astype(np.float64) * 2, x)
+    source = tm.Tensor(x.astype(np.float32 if dtype == np.float64 else np.float64),
+                       requires_grad=True)
+    out = source.astype(dtype)
+    assert out.dtype == dtype
+    out.backward(np.ones(out.shape, dtype=dtype))
+    assert source.grad.dtype == source.dtype
+    np.testing.assert_array_equal(source.grad, np.ones(x.shape))
+
+
+@given(data=st.data())
+def test_where_with_three_way_broadcasting(data):
+    shape_c, shape_a, shape_b = data.draw(broadcastable_shapes(num_shapes=3))
+    condition = data.draw(hnp.arrays(np.bool_, shape_c))
+    a, b = data.draw(arrays(shape_a)), data.draw(arrays(shape_b))
+    check_op(lambda x, y: tm.where(condition, x, y), a, b)
+    np.testing.assert_array_equal(tm.where(condition, a, b).data, np.where(condition, a, b))
+    _, G, (grad_a, grad_b) = backward_of(lambda x, y: tm.where(condition, x, y), a, b)
+    np.testing.assert_array_equal(grad_a, unbroadcast(np.where(condition, G, 0), a.shape))
+    np.testing.assert_array_equal(grad_b, unbroadcast(np.where(condition, 0, G), b.shape))
+
+
+# --- second round: reductions ----------------------------------------------------------------
+
+@st.composite
+def reduction_args(draw, min_side=1):
+    shape = draw(shapes(min_side=min_side))
+    return shape, draw(axes(len(shape))), draw(st.booleans())
+
+
+@given(data=st.data())
+def test_min_over_any_axes_with_distinct_values(data):
+    shape, axis, keepdims = data.draw(reduction_args())
+    x = np.asarray(data.draw(hnp.arrays(np.int64, shape, elements=st.integers(-500, 500),
+                                        unique=True)) / 100)
+    check_op(lambda t: t.min(axis=axis, keepdims=keepdims), x)
+    np.testing.assert_array_equal(tm.Tensor(x).min(axis=axis, keepdims=keepdims).data,
+                                  np.min(x, axis=axis, keepdims=keepdims))
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+@given(data=st.data())
+def test_max_and_min_share_the_gradient_between_ties(name, data):
+    shape, axis, keepdims = data.draw(reduction_args())
+    x = data.draw(tied_arrays(shape))
+    out, G, (grad,) = backward_of(lambda t: getattr(t, name)(axis=axis, keepdims=keepdims), x)
+    extreme = getattr(np, name)(x, axis=axis, keepdims=True)
+    hits = x == extreme
+    G_full = G if keepdims else np.expand_dims(G, axis if axis is not None else
+                                               tuple(range(x.ndim)))
+    expected = G_full * hits / hits.sum(axis=axis, keepdims=True)
+    np.testing.assert_allclose(grad, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["var", "std"])
+@given(data=st.data(), ddof=st.sampled_from([0, 1, 2]))
+def test_var_and_std_over_any_axes_with_ddof(name, data, ddof):
+    shape, axis, keepdims = data.draw(reduction_args())
+    reduced = range(len(shape)) if axis is None else np.atleast_1d(axis)
+    count = int(np.prod([shape[a] for a in reduced]))
+    assume(count > ddof and (name == "var" or count >= 2))
+    x = np.asarray(data.draw(hnp.arrays(np.int64, shape, elements=st.integers(-300, 300),
+                                        unique=True)) / 100)
+    check_op(lambda t: getattr(t, name)(axis=axis, keepdims=keepdims, ddof=ddof), x)
+    np.testing.assert_allclose(
+        getattr(tm.Tensor(x), name)(axis=axis, keepdims=keepdims, ddof=ddof).data,
+        getattr(np, name)(x, axis=axis, keepdims=keepdims, ddof=ddof), rtol=1e-12, atol=1e-12)
+
+
+def test_std_of_constant_entries_has_zero_gradient_and_var_without_dof_is_nan():
+    x = tm.Tensor(np.full((2, 3), 4.0), requires_grad=True)
+    x.std(axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.zeros((2, 3)))
+    y = tm.Tensor(np.array([3.0]), requires_grad=True)
+    with np.errstate(all="raise"):                 # and no numpy warning on the way
+        v = y.var(ddof=1)
+        v.backward()
+    assert np.isnan(v.item()) and np.isnan(y.grad).all()
+
+
+@pytest.mark.parametrize("name", ["argmax", "argmin"])
+@given(data=st.data(), keepdims=st.booleans())
+def test_argmax_and_argmin_are_numpys_first_index_without_a_graph(name, data, keepdims):
+    x = data.draw(tied_arrays(shapes(min_dims=1)))
+    axis = data.draw(st.one_of(st.none(), st.integers(-x.ndim, x.ndim - 1)))
+    t = tm.Tensor(x, requires_grad=True)
+    got = getattr(t, name)(axis=axis, keepdims=keepdims)
+    assert isinstance(got, np.ndarray) and got.dtype.kind == "i"
+    np.testing.assert_array_equal(got, getattr(np, name)(x, axis=axis, keepdims=keepdims))
+
+
+# --- second round: shape ---------------------------------------------------------------------
+
+@given(data=st.data())
+def test_stack_along_any_axis(data):
+    shape = data.draw(shapes(min_side=0))
+    n = data.draw(st.integers(1, 3))
+    xs = [data.draw(arrays(shape)) for _ in range(n)]
+    axis = data.draw(st.integers(-len(shape) - 1, len(shape)))
+    check_op(lambda *ts: tm.stack(list(ts), axis=axis), *xs)
+    np.testing.assert_array_equal(tm.stack(xs, axis=axis).data, np.stack(xs, axis=axis))
+
+
+@given(data=st.data())
+def test_concatenate_along_any_axis(data):
+    shape = data.draw(shapes(min_dims=1, min_side=0))
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    sizes = data.draw(st.lists(st.integers(0, 3), min_size=1, max_size=3))
+    xs = [data.draw(arrays(shape[:axis % len(shape)] + (k,) + shape[axis % len(shape) + 1:]))
+          for k in sizes]
+    check_op(lambda *ts: tm.concatenate(ts, axis=axis), *xs)
+    np.testing.assert_array_equal(tm.concatenate(xs, axis=axis).data,
+                                  np.concatenate(xs, axis=axis))
+
+
+@given(data=st.data())
+def test_flatten_between_any_two_axes(data):
+    x = data.draw(arrays(shapes(min_dims=1, min_side=0)))
+    start = data.draw(st.integers(-x.ndim, x.ndim - 1))
+    end = data.draw(st.integers(start % x.ndim - x.ndim, -1))     # end at or after start
+    end = data.draw(st.sampled_from([end, end % x.ndim]))         # negative or not
+    check_op(lambda t: t.flatten(start, end), x)
+    s, e = start % x.ndim, end % x.ndim
+    assert tm.Tensor(x).flatten(start, end).shape == \
+        x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:]
+
+
+@given(data=st.data())
+def test_squeeze_all_or_named_axes(data):
+    x = data.draw(arrays(shapes(max_dims=4, max_side=2)))
+    ones = [a for a, n in enumerate(x.shape) if n == 1]
+    axis = data.draw(st.one_of(st.none(), st.lists(st.sampled_from(ones), unique=True).map(tuple)
+                               if ones else st.none()))
+    check_op(lambda t: t.squeeze(axis), x)
+    assert tm.Tensor(x).squeeze(axis).shape == np.squeeze(x, axis).shape
+
+
+@given(data=st.data())
+def test_unsqueeze_at_any_position(data):
+    x = data.draw(arrays(shapes(min_side=0)))
+    axis = data.draw(st.integers(-x.ndim - 1, x.ndim))
+    check_op(lambda t: t.unsqueeze(axis), x)
+    assert tm.Tensor(x).unsqueeze(axis).shape == np.expand_dims(x, axis).shape
+
+
+@given(data=st.data())
+def test_broadcast_to_sums_the_gradient_back(data):
+    target = data.draw(shapes(min_side=0))
+    kept = data.draw(st.integers(0, len(target)))
+    source = tuple(1 if data.draw(st.booleans()) else n for n in target[len(target) - kept:])
+    x = data.draw(arrays(source))
+    check_op(lambda t: t.broadcast_to(target), x)
+    np.testing.assert_array_equal(tm.Tensor(x).broadcast_to(target).data,
+                                  np.broadcast_to(x, target))
+
+
+@given(data=st.data(), value=st.sampled_from([0.0, -1.5, 2.0]))
+def test_pad_with_every_form_of_pad_width(data, value):
+    x = data.draw(arrays(shapes(min_side=0)))
+    width = st.integers(0, 2)
+    forms = [width, st.tuples(width, width)]
+    if x.ndim:                                   # numpy refuses () for a 0-d array
+        forms.append(st.tuples(*[st.tuples(width, width) for _ in range(x.ndim)]))
+    pad_width = data.draw(st.one_of(*forms))
+    check_op(lambda t: t.pad(pad_width, value), x)
+    np.testing.assert_array_equal(tm.Tensor(x).pad(pad_width, value).data,
+                                  np.pad(x, pad_width, constant_values=value))
+
+
+# --- second round: comparisons and Python values -----------------------------------------------
+
+@pytest.mark.parametrize("symbol", ["<", "<=", ">", ">="])
+@given(data=st.data())
+def test_comparisons_give_bool_arrays_and_no_graph(symbol, data):
+    shape_a, shape_b = data.draw(broadcastable_shapes())
+    a, b = data.draw(tied_arrays(shape_a)), data.draw(tied_arrays(shape_b))
+    compare = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}[symbol]
+    t, u = tm.Tensor(a, requires_grad=True), tm.Tensor(b)
+    for got in (compare(t, u), compare(t, b), compare(a, t)):   # Tensor or array on either side
+        assert isinstance(got, np.ndarray) and got.dtype == np.bool_
+    np.testing.assert_array_equal(compare(t, u), compare(a, b))
+    np.testing.assert_array_equal(compare(a, u), compare(a, b))
+
+
+def test_python_values_of_one_element_tensors():
+    t = tm.Tensor([[2.75]])
+    assert float(t) == 2.75 and type(float(t)) is float
+    assert int(t) == 2 and int(tm.Tensor(-2.75)) == -2          # truncation, as int() does
+    assert bool(t) is True and bool(tm.Tensor([0.0])) is False
+    assert tm.Tensor([[1.0, 2.0]]).tolist() == [[1.0, 2.0]] and tm.Tensor(3.0).tolist() == 3.0
+    for convert in (float, int, bool):
+        with pytest.raises(ValueError, match=rf"{convert.__name__}\(\) needs a tensor with "
+                                             r"exactly one element, got shape \(2,\)"):
+            convert(tm.Tensor([1.0, 2.0]))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda t: t.clip(), ValueError, "clip: give at least one of min and max"),
+    (lambda t: t.clip(min="0"), TypeError, "clip: min must be a real number"),
+    (lambda t: tm.where(t.data, t, t), TypeError, "where: condition must be a boolean array"),
+    (lambda t: tm.where(np.ones(4, bool), t, t), ValueError, r"where: condition \(4,\), a"),
+    (lambda t: tm.maximum(t, np.ones(4)), ValueError,
+     r"maximum: shapes \(2, 3\) and \(4,\) cannot be broadcast"),
+    (lambda t: t.var(ddof=-1), ValueError, "var: ddof must be a non-negative int"),
+    (lambda t: t.min(axis=2), ValueError, r"min: axis 2 is out of range .* \(2, 3\)"),
+    (lambda t: t.argmax(axis=(0, 1)), ValueError, "argmax: axis must be one int or None"),
+    (lambda t: t.astype(np.int64), TypeError, "astype: a Tensor holds floats"),
+    (lambda t: tm.stack([t, t[0]]), ValueError, r"stack: all inputs need the same shape; input 0 "
+                                                r"has shape \(2, 3\), input 1 has shape \(3,\)"),
+    (lambda t: tm.concatenate([t, t.T], axis=0), ValueError, "concatenate: all inputs need"),
+    (lambda t: tm.stack([]), ValueError, "stack: needs at least one tensor"),
+    (lambda t: tm.stack(t), TypeError, "stack: expected a list or tuple of tensors"),
+    (lambda t: t.flatten(1, 0), ValueError, "flatten: start_axis 1 comes after end_axis 0"),
+    (lambda t: t.squeeze(0), ValueError, r"squeeze: axis 0 .* has size 2, not 1"),
+    (lambda t: t.unsqueeze(4), ValueError, r"unsqueeze: axis 4 is out of range"),
+    (lambda t: t.broadcast_to((3, 2)), ValueError, r"broadcast_to: an input of shape \(2, 3\)"),
+    (lambda t: t.pad(-1), ValueError, "pad: pad_width must be non-negative ints"),
+    (lambda t: t.pad(((1, 1),) * 3), ValueError, "pad: pad_width .* does not fit"),
+    (lambda t: t < np.ones(4), ValueError, r"<: shapes \(2, 3\) and \(4,\)"),
+])
+def test_second_round_ops_name_themselves_and_the_shapes_in_errors(call, error, message):
+    t = tm.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    with pytest.raises(error, match=message):
+        call(t)
+
+
 COVERED = {"Add", "Sub", "Mul", "Div", "Neg", "Pow", "Exp", "Log", "Sigmoid", "Tanh", "ReLU",
            "Softmax", "LogSoftmax", "MatMul", "Linear", "Sum", "Mean", "Max", "Reshape",
-           "Transpose", "GetItem"}
+           "Transpose", "GetItem", "Abs", "Sqrt", "Clip", "AsType", "Maximum", "Minimum", "Where",
+           "Min", "Var", "Std", "Flatten", "Squeeze", "Unsqueeze", "BroadcastTo", "Pad", "Stack",
+           "Concatenate"}
 
 
 def test_every_op_in_ops_py_has_a_gradient_test_here():

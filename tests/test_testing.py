@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import find, given
 from hypothesis import strategies as st
 
 import tinygrad_mlp as tm
 import tinygrad_mlp.testing as testing
 from tinygrad_mlp.testing import (arrays, assert_backward_invariants, assert_gradients_match,
-                                  broadcastable_shapes, mlp_shapes, networks, shapes)
+                                  axes, broadcastable_shapes, mlp_shapes, networks, shapes,
+                                  tied_arrays)
 
 
 def run_python(code):
@@ -164,3 +165,18 @@ def test_the_readme_example_runs():
     section = readme.split("## Testing your own ops", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     exec(compile(code, "README.md", "exec"), {})
+
+
+@given(data=st.data())
+def test_axes_draws_valid_distinct_axes_and_tied_arrays_draw_ties(data):
+    x = data.draw(tied_arrays(shapes(min_dims=0, max_dims=3), values=(0.0, 1.0)))
+    assert set(np.unique(x)) <= {0.0, 1.0}
+    axis = data.draw(axes(x.ndim))
+    np.sum(x, axis=axis)                      # numpy accepts it: in range, no repeats
+    if isinstance(axis, tuple):
+        assert len({a % max(x.ndim, 1) for a in axis}) == len(axis)
+
+
+def test_tied_arrays_do_draw_ties_and_zeros():
+    tied = find(tied_arrays((4,)), lambda x: len(np.unique(x)) < 4 and (x == 0).any())
+    assert (tied == 0).any()

@@ -6,9 +6,9 @@
     x.grad
 """
 
-from tinygrad_mlp.tensor import (Function, Tensor, enable_grad, get_default_dtype, get_generator,
-                                 graph_size, is_grad_enabled, manual_seed, no_grad,
-                                 set_default_dtype)
+from tinygrad_mlp.tensor import (Function, Tensor, concatenate, enable_grad, get_default_dtype,
+                                 get_generator, graph_size, is_grad_enabled, manual_seed, maximum,
+                                 minimum, no_grad, set_default_dtype, stack, where)
 from tinygrad_mlp import ops
 from tinygrad_mlp import nn, optim
 from tinygrad_mlp import data, datasets
@@ -22,9 +22,10 @@ from tinygrad_mlp.train import Callback, EarlyStopping, History, evaluate, fit, 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "set_default_dtype",
-           "get_default_dtype", "manual_seed", "get_generator", "graph_size", "ops", "nn", "optim",
-           "data", "datasets", "reference", "gradcheck", "GradcheckError", "viz", "blog", "save", "load",
-           "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "TrainStep"]
+           "get_default_dtype", "manual_seed", "get_generator", "graph_size", "stack",
+           "concatenate", "where", "maximum", "minimum", "ops", "nn", "optim",
+           "data", "datasets", "reference", "gradcheck", "GradcheckError", "viz", "blog", "save",
+           "load", "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "TrainStep"]
 
 _LAZY_MODULES = ("testing", "exercises")   # testing imports hypothesis (the `test` extra)
 

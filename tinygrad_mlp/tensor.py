@@ -414,6 +414,23 @@ class Tensor:
     def log_softmax(self, axis: int = -1) -> Tensor:
         return ops.LogSoftmax.apply(self, axis=axis)
 
+    def abs(self) -> Tensor:
+        return ops.Abs.apply(self)
+
+    def __abs__(self) -> Tensor:
+        return ops.Abs.apply(self)
+
+    def sqrt(self) -> Tensor:
+        return ops.Sqrt.apply(self)
+
+    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
+        """Entries limited to [min, max]; the gradient passes inside, bounds included."""
+        return ops.Clip.apply(self, min=min, max=max)
+
+    def astype(self, dtype: Any) -> Tensor:
+        """The values in another float dtype (a new node: the gradient flows back, recast)."""
+        return ops.AsType.apply(self, dtype=dtype)
+
     # --- reductions ----------------------------------------------------------------------------
 
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
@@ -424,6 +441,26 @@ class Tensor:
 
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.Min.apply(self, axis=axis, keepdims=keepdims)
+
+    def var(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False,
+            ddof: int = 0) -> Tensor:
+        """Σ(x − mean)² / (n − ddof): ddof=0 as numpy, ddof=1 the unbiased (PyTorch's default)."""
+        return ops.Var.apply(self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+    def std(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False,
+            ddof: int = 0) -> Tensor:
+        return ops.Std.apply(self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> np.ndarray:
+        """Index of the first maximal entry (an int ndarray: no graph, no gradient)."""
+        return ops.argmax(self.data, axis=axis, keepdims=keepdims)
+
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> np.ndarray:
+        """Index of the first minimal entry (an int ndarray: no graph, no gradient)."""
+        return ops.argmin(self.data, axis=axis, keepdims=keepdims)
 
     # --- shape ---------------------------------------------------------------------------------
 
@@ -440,6 +477,109 @@ class Tensor:
     @property
     def T(self) -> Tensor:
         return ops.Transpose.apply(self, axes=None)
+
+    def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
+        return ops.Flatten.apply(self, start_axis=start_axis, end_axis=end_axis)
+
+    def squeeze(self, axis: int | tuple[int, ...] | None = None) -> Tensor:
+        return ops.Squeeze.apply(self, axis=axis)
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        return ops.Unsqueeze.apply(self, axis=axis)
+
+    def broadcast_to(self, shape: Sequence[int]) -> Tensor:
+        return ops.BroadcastTo.apply(self, shape=tuple(shape))
+
+    def pad(self, pad_width: Any, value: float = 0.0) -> Tensor:
+        """Constant padding; `pad_width` as numpy's: int, (before, after), or a pair per axis."""
+        return ops.Pad.apply(self, pad_width=pad_width, value=value)
+
+    # --- comparisons: bool ndarrays, no graph ----------------------------------------------
+
+    def _compare(self, other: Any, compare: Any, symbol: str) -> np.ndarray:
+        other_data = other.data if isinstance(other, Tensor) else np.asarray(other)
+        try:
+            return np.asarray(compare(self.data, other_data))
+        except ValueError:
+            raise ValueError(f"{symbol}: shapes {self.shape} and {np.shape(other_data)} cannot be "
+                             f"broadcast together") from None
+
+    def __lt__(self, other: Any) -> np.ndarray:
+        return self._compare(other, np.less, "<")
+
+    def __le__(self, other: Any) -> np.ndarray:
+        return self._compare(other, np.less_equal, "<=")
+
+    def __gt__(self, other: Any) -> np.ndarray:
+        return self._compare(other, np.greater, ">")
+
+    def __ge__(self, other: Any) -> np.ndarray:
+        return self._compare(other, np.greater_equal, ">=")
+
+    # --- Python values ------------------------------------------------------------------------
+
+    def _one_value(self, kind: str) -> Any:
+        if self.data.size != 1:
+            raise ValueError(f"{kind}() needs a tensor with exactly one element, got shape "
+                             f"{self.shape}")
+        return self.data.item()
+
+    def __float__(self) -> float:
+        return float(self._one_value("float"))
+
+    def __int__(self) -> int:
+        return int(self._one_value("int"))
+
+    def __bool__(self) -> bool:
+        """The truth of a one-element tensor; more elements are ambiguous (as numpy, PyTorch)."""
+        return bool(self._one_value("bool"))
+
+    def tolist(self) -> Any:
+        """The values as (nested) Python lists of floats; a 0-d tensor gives a float."""
+        return self.data.tolist()
+
+
+# --- functions of several tensors -------------------------------------------------------------
+
+def _tensors(values: Sequence[Any]) -> list[Tensor]:
+    """Tensors for `values`; constants take the dtype of the first Tensor among them."""
+    first = next((v for v in values if isinstance(v, Tensor)), None)
+    if first is None:
+        return [Tensor(v) for v in values]
+    return [first._operand(v) for v in values]
+
+
+def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
+    """Tensors of one shape joined along a new axis (numpy.stack, torch.stack)."""
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"stack: expected a list or tuple of tensors, got "
+                        f"{type(tensors).__name__}")
+    return ops.Stack.apply(*_tensors(tensors), axis=axis)
+
+
+def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
+    """Tensors joined along an existing axis (numpy.concatenate, torch.cat)."""
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"concatenate: expected a list or tuple of tensors, got "
+                        f"{type(tensors).__name__}")
+    return ops.Concatenate.apply(*_tensors(tensors), axis=axis)
+
+
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """a where the boolean `condition` holds, else b; all three broadcast together."""
+    condition = condition if isinstance(condition, np.ndarray) else np.asarray(
+        condition.data if isinstance(condition, Tensor) else condition)
+    return ops.Where.apply(*_tensors([a, b]), condition=condition)
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise max with broadcasting; at a tie each operand gets half the gradient."""
+    return ops.Maximum.apply(*_tensors([a, b]))
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    """Elementwise min with broadcasting; at a tie each operand gets half the gradient."""
+    return ops.Minimum.apply(*_tensors([a, b]))
 
 
 # --- graph walking: the topological order and the backward walk over it ----------------------

@@ -44,7 +44,8 @@ except ModuleNotFoundError as error:
 from tinygrad_mlp.gradcheck import gradcheck
 from tinygrad_mlp.tensor import Tensor, graph_size
 
-__all__ = ["arrays", "shapes", "broadcastable_shapes", "mlp_shapes", "networks",
+__all__ = ["arrays", "tied_arrays", "shapes", "broadcastable_shapes", "axes", "mlp_shapes",
+           "networks",
            "assert_gradients_match", "assert_backward_invariants"]
 
 
@@ -84,6 +85,27 @@ def arrays(shape: Any = None, dtype: Any = np.float64, min_value: float = -10.0,
                          allow_subnormal=False, width=8 * dtype.itemsize)
     return hnp.arrays(dtype, shapes() if shape is None else shape, elements=elements,
                       unique=unique)
+
+
+def tied_arrays(shape: Any = None, dtype: Any = np.float64,
+                values: Any = (-1.0, -0.5, 0.0, 0.5, 1.0)) -> st.SearchStrategy[np.ndarray]:
+    """Arrays whose entries come from a few `values`, so ties, exact zeros and exact bounds are
+    common: for checking the subgradient an op picks at its kinks (max at a tie, abs at 0, …)."""
+    return hnp.arrays(np.dtype(dtype), shapes() if shape is None else shape,
+                      elements=st.sampled_from([float(v) for v in values]))
+
+
+def axes(ndim: int, allow_none: bool = True) -> st.SearchStrategy[Any]:
+    """An `axis` argument for an array of `ndim` dimensions: None (if allowed), one int (negative
+    ones too), or a tuple of distinct ints (possibly empty)."""
+    choices = [st.none()] if allow_none else []
+    if ndim:
+        choices.append(st.integers(-ndim, ndim - 1))
+        choices.append(st.lists(st.integers(-ndim, ndim - 1), unique_by=lambda a: a % ndim,
+                                max_size=ndim).map(tuple))
+    else:
+        choices.append(st.just(()))
+    return st.one_of(*choices)
 
 
 def mlp_shapes(max_N: int = 8, max_D: int = 5, max_M: int = 5, max_K: int = 4

@@ -4,14 +4,20 @@ Each op's backward sits right below its forward, and its `rule` (one line: the l
 its backward applies) sits right above them; `viz.explain` prints it. Backward receives `grad`,
 the gradient of the final output with respect to this op's output, and returns one gradient per
 input: the chain rule, one link at a time. Broadcasting is undone by the engine (tensor.py).
+`argmax` and `argmin` are plain functions: an index has no gradient.
 """
 
-from tinygrad_mlp.ops.elementwise import Add, Div, Exp, Log, Mul, Neg, Pow, Sub
+from tinygrad_mlp.ops.elementwise import (Abs, Add, AsType, Clip, Div, Exp, Log, Maximum, Minimum,
+                                          Mul, Neg, Pow, Sqrt, Sub, Where)
 from tinygrad_mlp.ops.activations import LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from tinygrad_mlp.ops.matmul import Linear, MatMul
-from tinygrad_mlp.ops.reductions import Max, Mean, Sum
-from tinygrad_mlp.ops.shape import GetItem, Reshape, Transpose
+from tinygrad_mlp.ops.reductions import Max, Mean, Min, Std, Sum, Var, argmax, argmin
+from tinygrad_mlp.ops.shape import (BroadcastTo, Concatenate, Flatten, GetItem, Pad, Reshape,
+                                    Squeeze, Stack, Transpose, Unsqueeze)
 
-__all__ = ["Add", "Sub", "Mul", "Div", "Neg", "Pow", "Exp", "Log",
+__all__ = ["Add", "Sub", "Mul", "Div", "Neg", "Pow", "Exp", "Log", "Abs", "Sqrt", "Clip",
+           "AsType", "Maximum", "Minimum", "Where",
            "Sigmoid", "Tanh", "ReLU", "Softmax", "LogSoftmax", "MatMul", "Linear",
-           "Sum", "Mean", "Max", "Reshape", "Transpose", "GetItem"]
+           "Sum", "Mean", "Max", "Min", "Var", "Std", "argmax", "argmin",
+           "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "BroadcastTo", "Pad",
+           "GetItem", "Stack", "Concatenate"]

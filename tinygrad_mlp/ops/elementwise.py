@@ -145,3 +145,153 @@ class Log(Function):
     def backward(ctx, grad):
         with np.errstate(divide="ignore", invalid="ignore"):
             return grad / ctx.a
+
+
+class Abs(Function):
+    """|x|. At x = 0 the gradient is 0 (sign(0) = 0), PyTorch's choice among the subgradients."""
+
+    rule = "|x| → grad · sign(x)   (0 at x = 0)"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.a = a
+        return np.abs(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * np.sign(ctx.a)
+
+
+class Sqrt(Function):
+    """√x. √0 has gradient +inf and a negative x gives nan, silently, as in PyTorch."""
+
+    rule = "√x → grad / (2√x)"
+
+    @staticmethod
+    def forward(ctx, a):
+        with np.errstate(invalid="ignore"):
+            ctx.out = np.sqrt(a)
+        return ctx.out
+
+    @staticmethod
+    def backward(ctx, grad):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return grad / (2 * ctx.out)
+
+
+class Clip(Function):
+    """x limited to [min, max] (either may be None). The gradient passes where min ≤ x ≤ max,
+    bounds included, and is 0 outside: PyTorch's clamp. With min > max every entry is max."""
+
+    rule = "clip(x, min, max) → grad · [min ≤ x ≤ max]"
+
+    @staticmethod
+    def forward(ctx, a, min=None, max=None):
+        for name, bound in (("min", min), ("max", max)):
+            if bound is not None and (isinstance(bound, bool) or not np.isscalar(bound)
+                                      or not np.isreal(bound)):
+                raise TypeError(f"clip: {name} must be a real number or None, got {bound!r}")
+        if min is None and max is None:
+            raise ValueError("clip: give at least one of min and max")
+        low = -np.inf if min is None else min
+        high = np.inf if max is None else max
+        ctx.passes = (a >= low) & (a <= high)
+        return np.minimum(np.maximum(a, a.dtype.type(low)), a.dtype.type(high))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.passes
+
+
+class AsType(Function):
+    """The same values in another float dtype; the gradient comes back in the input's dtype."""
+
+    rule = "astype(x) → grad cast back to x's dtype"
+
+    @staticmethod
+    def forward(ctx, a, dtype=None):
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"astype: a Tensor holds floats; got dtype {dtype} (for integer "
+                            f"values use t.numpy().astype({dtype}))")
+        ctx.dtype = a.dtype
+        return a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.astype(ctx.dtype)
+
+
+class Maximum(Function):
+    """Elementwise max(a, b). Where a == b the gradient is split equally (half to each), as
+    PyTorch does."""
+
+    rule = "max(a, b) → grad_a = grad · ([a > b] + ½[a = b]), grad_b = grad · ([b > a] + ½[a = b])"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        try:
+            out = np.maximum(a, b)
+        except ValueError:
+            raise _broadcast_error("maximum", a, b) from None
+        ctx.share_a = _winner_share(a > b, a == b, out.dtype)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.share_a, grad * (1 - ctx.share_a)
+
+
+class Minimum(Function):
+    """Elementwise min(a, b). Where a == b the gradient is split equally, as PyTorch does."""
+
+    rule = "min(a, b) → grad_a = grad · ([a < b] + ½[a = b]), grad_b = grad · ([b < a] + ½[a = b])"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        try:
+            out = np.minimum(a, b)
+        except ValueError:
+            raise _broadcast_error("minimum", a, b) from None
+        ctx.share_a = _winner_share(a < b, a == b, out.dtype)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.share_a, grad * (1 - ctx.share_a)
+
+
+def _winner_share(wins: np.ndarray, ties: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The fraction of the gradient that goes to the first operand: 1, ½ at a tie, or 0."""
+    share = np.asarray(wins, dtype=dtype)
+    share[np.asarray(ties)] = 0.5
+    return share
+
+
+class Where(Function):
+    """a where `condition` is True, b elsewhere (all three broadcast together); the condition
+    is a boolean array (an option, not an input: it gets no gradient)."""
+
+    rule = "where(c, a, b) → grad_a = grad · c, grad_b = grad · (1 − c)"
+
+    @staticmethod
+    def forward(ctx, a, b, condition=None):
+        if hasattr(condition, "requires_grad"):      # a Tensor (of floats: refused below)
+            condition = condition.data
+        if not isinstance(condition, np.ndarray) or condition.dtype != np.bool_:
+            kind = getattr(condition, "dtype", type(condition).__name__)
+            raise TypeError(f"where: condition must be a boolean array (e.g. x > 0), got "
+                            f"{kind}; for a 0/1 mask write mask != 0")
+        try:
+            out = np.where(condition, a, b)
+        except ValueError:
+            raise ValueError(f"where: condition {condition.shape}, a {a.shape} and b {b.shape} "
+                             f"cannot be broadcast together") from None
+        ctx.condition = condition
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        condition = ctx.condition
+        return (np.where(condition, grad, 0) if ctx.needs_input_grad[0] else None,
+                np.where(condition, 0, grad) if ctx.needs_input_grad[1] else None)
