@@ -10,6 +10,7 @@ backward walk checked against its hand-derived δ, and its three ways to learn c
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Any, Mapping
 
 import numpy as np
@@ -21,10 +22,11 @@ from tinygrad_mlp.datasets import load_digits
 from tinygrad_mlp.tensor import Tensor, get_default_dtype, manual_seed, no_grad
 from tinygrad_mlp.train import Callback, fit
 from tinygrad_mlp.viz.explain import explain, format_values
+from tinygrad_mlp.viz.html import Check, explain_html
 from tinygrad_mlp.viz.plots import rates_text
 
-__all__ = ["blog_network", "blog_example", "explain_blog", "compare_methods", "format_compare",
-           "METHODS", "BLOG_LOSSES"]
+__all__ = ["blog_network", "blog_example", "explain_blog", "explain_blog_html", "compare_methods",
+           "format_compare", "METHODS", "BLOG_LOSSES"]
 
 BLOG_LOSSES = ("mse", "bce", "ce")
 
@@ -99,11 +101,8 @@ def explain_blog(X: Any, Y: Any, W1: Any, W2: Any, loss: str = "mse",
     """
     J, nodes = blog_network(X, Y, W1, W2, loss)
     text = explain(J, max_values=max_values)
-    arrays = [nodes[name].data for name in ("X", "Y", "W1", "W2")]
-    N = arrays[0].shape[0]
-    delta1, delta2 = reference.deltas(*arrays, loss=loss)
-    dJ_dW1, dJ_dW2 = reference.gradients(*arrays, loss=loss)
-    rule2 = "(a2 − Y)·a2(1 − a2)" if loss == "mse" else "a2 − Y"
+    N, delta1, delta2, dJ_dW1, dJ_dW2 = _blog_references(nodes, loss)
+    rule2 = DELTA2_RULES[loss]
     out = [text, "",
            f"Checking against the blog (tinygrad_mlp.reference, loss={loss!r}, N={N}):",
            f"the blog's δ2 = {rule2} and δ1 = (δ2·W2ᵀ)·a1(1 − a1) are for the sum-form cost;",
@@ -123,6 +122,40 @@ def explain_blog(X: Any, Y: Any, W1: Any, W2: Any, loss: str = "mse",
         if shown:
             out.append(f"  the blog's {name} (N · ∂J/∂Z{name[-1]}):" + shown)
     return "\n".join(out)
+
+
+DELTA2_RULES = {"mse": "(a2 − Y)·a2(1 − a2)", "bce": "a2 − Y", "ce": "a2 − Y"}
+
+
+def _blog_references(nodes: Mapping[str, Tensor], loss: str
+                     ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """N and the blog's δ1, δ2 (reference.deltas) and ∂J/∂W1, ∂J/∂W2 (reference.gradients)."""
+    arrays = [nodes[name].data for name in ("X", "Y", "W1", "W2")]
+    return (arrays[0].shape[0], *reference.deltas(*arrays, loss=loss),
+            *reference.gradients(*arrays, loss=loss))
+
+
+def explain_blog_html(X: Any, Y: Any, W1: Any, W2: Any, loss: str = "mse",
+                      path: str | os.PathLike | None = None, max_values: int = 40,
+                      engine: str = "auto") -> str:
+    """`viz.explain_html` on the blog's network: the page that steps through the backward walk,
+    with the blog's δ2 and δ1 at Z2 and Z1 (N·∂J/∂Zk against reference.deltas, since J is the
+    mean over the N samples) and ∂J/∂W1, ∂J/∂W2 against reference.gradients at W1 and W2."""
+    J, nodes = blog_network(X, Y, W1, W2, loss)
+    N, delta1, delta2, dJ_dW1, dJ_dW2 = _blog_references(nodes, loss)
+    mean = f"the blog's cost sums over the N = {N} samples, J here is their mean"
+    checks = {
+        "Z2": Check(f"the blog's δ2 = {DELTA2_RULES[loss]}", delta2, N, "tm.reference.deltas",
+                    mean),
+        "Z1": Check("the blog's δ1 = (δ2·W2ᵀ)·a1(1 − a1)", delta1, N, "tm.reference.deltas",
+                    mean),
+        "W2": Check("the blog's ∂J/∂W2 = a1ᵀ·δ2 / N", dJ_dW2, 1, "tm.reference.gradients"),
+        "W1": Check("the blog's ∂J/∂W1 = Xᵀ·δ1 / N", dJ_dW1, 1, "tm.reference.gradients"),
+    }
+    title = (f"The blog's network, backward: X {nodes['X'].shape} · W1 → σ → · W2 → "
+             f"{'softmax' if loss == 'ce' else 'σ'}, loss {loss}")
+    return explain_html(J, path, max_values=max_values, checks=checks, title=title,
+                        engine=engine)
 
 
 # --- the blog's three ways to learn, compared ---------------------------------------------------

@@ -4,6 +4,7 @@
     tinygrad-mlp train --method sgd --epochs 5 --save digits.npz
     tinygrad-mlp train --data mnist:~/mnist --hidden 128
     tinygrad-mlp compare | graph | explain  # the viz commands
+    tinygrad-mlp explain --html walk.html   # the backward walk, to step through in a browser
     tinygrad-mlp exercise list | show NAME | check NAME FILE
 
 Bad arguments are usage errors (exit 2), found before any training; a bad file or a failed run
@@ -203,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     blog_batch_options(explain, "mse")
     explain.add_argument("--values", type=_non_negative_int, default=40, metavar="K",
                          help="print a gradient's entries when it has at most K (default 40)")
+    explain.add_argument("--html", metavar="FILE", default=None,
+                         help="write the walk as a self-contained page to step through in a "
+                              "browser (Next / Previous / Play, arrow keys) instead of printing")
     explain.set_defaults(handler=_explain)
     _exercise_commands(commands)
     return parser
@@ -421,7 +425,15 @@ def _explain(args: argparse.Namespace) -> int:
     from tinygrad_mlp import blog
 
     _check_batch(args.batch)
+    if args.html:
+        _check_writable(args.html, "--html")
     X, Y, W1, W2 = blog.blog_example(args.batch, args.hidden, args.loss, args.seed)
+    if args.html:
+        blog.explain_blog_html(X, Y, W1, W2, loss=args.loss, path=args.html,
+                               max_values=args.values)
+        print(f"wrote the backward walk of the blog's network to {args.html}: open it in a "
+              f"browser (→ / ← step, space plays)")
+        return 0
     print(f"The blog's network on {args.batch} digits (seed {args.seed}): X {X.shape} · W1 "
           f"{W1.shape} → σ → · W2 {W2.shape} → {'softmax' if args.loss == 'ce' else 'σ'}, "
           f"loss {args.loss}\n")

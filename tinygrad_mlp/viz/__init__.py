@@ -9,6 +9,8 @@ step, and plots.
 graph.py   the graph behind a tensor as data (`build_graph`), on the engine's topological order
 dot.py     `to_dot`, `render`
 explain.py `explain`, `backward_steps` (each op's line comes from its Function's `rule`)
+html.py    `explain_html`: the walk as a self-contained page (walk.css, walk.js inlined)
+svg.py     `graph_svg`: the graph as inline SVG, from Graphviz or a layered layout
 plots.py   `plot_history`, `plot_weights`, `plot_compare` (matplotlib, the optional extra)
 
 viz draws and tells; it trains nothing and loads no data. The blog's network, its example batch
@@ -18,7 +20,9 @@ and the three ways to learn compared are in `tinygrad_mlp.blog`.
 from tinygrad_mlp.viz.dot import render, to_dot
 from tinygrad_mlp.viz.explain import Step, backward_steps, explain
 from tinygrad_mlp.viz.graph import Graph, build_graph
+from tinygrad_mlp.viz.html import Check, explain_html
 from tinygrad_mlp.viz.plots import plot_compare, plot_history, plot_weights
+from tinygrad_mlp.viz.svg import graph_svg
 
 __all__ = ["to_dot", "render", "explain", "backward_steps", "Step", "Graph", "build_graph",
-           "plot_history", "plot_weights", "plot_compare"]
+           "explain_html", "Check", "graph_svg", "plot_history", "plot_weights", "plot_compare"]

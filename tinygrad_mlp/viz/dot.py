@@ -53,7 +53,7 @@ def _node_label(node: Tensor, kind: str, graph: Graph) -> str:
 
 
 def to_dot(tensor: Tensor, params: Mapping[str, Tensor] | None = None,
-           clusters: bool = True, rankdir: str = "LR") -> str:
+           clusters: bool = True, rankdir: str = "LR", fontsize: float = 10) -> str:
     """Graphviz DOT text of the graph that produced `tensor`: one node per op and per leaf.
 
     Each op node shows its op and output shape and dtype; parameters (orange boxes) are labelled
@@ -62,6 +62,7 @@ def to_dot(tensor: Tensor, params: Mapping[str, Tensor] | None = None,
     shape and norm: after `backward(retain_graph=True)` the leaves do, after `explain()` every
     node does. With `clusters`, each layer (parameters named `0.weight`, `0.bias`, …) and the op
     that consumes them are drawn in one box. Edges run from input to output, in input order.
+    `fontsize` (points) sizes the labels: larger text makes a drawing scaled to a page readable.
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"to_dot expects a Tensor, got {type(tensor).__name__}")
@@ -77,7 +78,8 @@ def to_dot(tensor: Tensor, params: Mapping[str, Tensor] | None = None,
             if id(parent) in layer_of and is_parameter(parent):
                 layer_of.setdefault(id(child), layer_of[id(parent)])
     lines = ["digraph tinygrad_mlp {", f"  rankdir={rankdir};",
-             '  node [fontname="Helvetica", fontsize=10];', '  edge [color="#555555"];']
+             f'  node [fontname="Helvetica", fontsize={fontsize:g}];',
+             '  edge [color="#555555"];']
     lines.append(f'  label="{_dot_escape(_caption(tensor))}"; labelloc=t; fontname="Helvetica";')
     by_layer: dict[str, list[str]] = {}
     for node in graph.nodes:
