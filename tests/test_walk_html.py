@@ -93,7 +93,7 @@ def test_cli_explain_html_writes_the_page(tmp_path, capsys):
     assert main(["explain", "--html", str(path), "--loss", "bce", "--batch", "2"]) == 0
     assert "open it in a browser" in capsys.readouterr().out
     assert len(page_data(path.read_text(encoding="utf-8"))["steps"]) >= 6
-    assert main(["explain", "--html", str(tmp_path / "missing" / "walk.html")]) == 1
+    assert main(["explain", "--html", str(tmp_path / "missing" / "walk.html")]) == 2   # usage
     assert "does not exist" in capsys.readouterr().err
 
 
