@@ -104,11 +104,11 @@ def _download(filename: str, md5: str, directory: str, mirrors: list[str], progr
             _download_one(url, md5, os.path.join(directory, filename), progress)
             return
         except (OSError, ValueError, http.client.HTTPException) as error:   # URLError, timeouts
-            failures.append(f"  {url}: {error}")
+            failures.append(f"{url}: {error}")
     raise DownloadError(
-        f"could not download {filename}; tried:\n" + "\n".join(failures) + "\n"
-        f"Download it yourself (MD5 {md5}) and put it in {directory}, or give another mirror "
-        f"with mirrors=[...] or $TINYGRAD_MLP_MIRROR.")
+        f"could not download {filename} from any mirror:\n  " + ";\n  ".join(failures) + ".\n"
+        f"Download it yourself (MD5 {md5}) into {directory}, or give another mirror with "
+        "mirrors=[...] or $TINYGRAD_MLP_MIRROR.")
 
 
 def _download_one(url: str, md5: str, path: str, progress: bool) -> None:
@@ -117,7 +117,7 @@ def _download_one(url: str, md5: str, path: str, progress: bool) -> None:
     The temp file is removed on any failure; a process killed midway leaves only a hidden
     `.part` file, which no loader takes for the real one.
     """
-    from tqdm.auto import tqdm            # imported on first download: `import tinygrad_mlp` stays light
+    from tqdm.auto import tqdm            # here, so `import tinygrad_mlp` stays light
 
     if not url.startswith(("http://", "https://", "file://")):
         raise ValueError(f"not an http(s) or file URL: {url!r}")
