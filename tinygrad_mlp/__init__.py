@@ -26,7 +26,8 @@ __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "s
            "get_default_dtype", "manual_seed", "get_generator", "graph_size", "stack",
            "concatenate", "where", "maximum", "minimum", "ops", "nn", "optim",
            "data", "datasets", "reference", "gradcheck", "GradcheckError", "viz", "blog", "save",
-           "load", "export", "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "TrainStep"]
+           "load", "export", "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping",
+           "TrainStep"]
 
 _LAZY_MODULES = ("testing", "exercises")   # testing imports hypothesis (the `test` extra)
 
