@@ -125,6 +125,9 @@ def test_save_writes_a_loadable_file(tmp_path, capsys):
     X, y = tm.datasets.load_digits()
     accuracy = np.mean(tm.predict(model, X / 16).argmax(axis=1) == y)
     assert accuracy > 0.5                          # the trained weights, not a fresh init
+    rebuilt = tm.load_model(str(path))              # the file is a whole model
+    assert repr(rebuilt) == repr(model)
+    np.testing.assert_array_equal(tm.predict(rebuilt, X / 16), tm.predict(model, X / 16))
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -15,7 +15,7 @@ from tinygrad_mlp import data, datasets
 from tinygrad_mlp import reference
 from tinygrad_mlp.gradcheck import GradcheckError, gradcheck
 from tinygrad_mlp import viz, blog
-from tinygrad_mlp.io import load, save
+from tinygrad_mlp.io import load, load_model, save, save_model
 from tinygrad_mlp import export
 from tinygrad_mlp.replay import TrainStep
 from tinygrad_mlp.train import Callback, EarlyStopping, History, evaluate, fit, predict
@@ -26,8 +26,8 @@ __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "s
            "get_default_dtype", "manual_seed", "get_generator", "graph_size", "stack",
            "concatenate", "where", "maximum", "minimum", "ops", "nn", "optim",
            "data", "datasets", "reference", "gradcheck", "GradcheckError", "viz", "blog", "save",
-           "load", "export", "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping",
-           "TrainStep"]
+           "load", "save_model", "load_model", "export", "fit", "evaluate", "predict",
+           "History", "Callback", "EarlyStopping", "TrainStep"]
 
 _LAZY_MODULES = ("testing", "exercises")   # testing imports hypothesis (the `test` extra)
 

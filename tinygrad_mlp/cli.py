@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=_non_negative_int, default=0,
                        help="seeds the split, the initial weights and the shuffling (default 0)")
     train.add_argument("--save", metavar="FILE", default=None,
-                       help="write the trained parameters to FILE (.npz; load with tm.load)")
+                       help="write the trained model to FILE (.npz: architecture and parameters; "
+                            "load with tm.load_model)")
     train.add_argument("--plot", metavar="FILE.png", default=None,
                        help="plot the loss and accuracy curves to FILE.png (needs matplotlib)")
     train.add_argument("--no-progress", action="store_true",
@@ -348,9 +349,10 @@ def _train(args: argparse.Namespace) -> int:
     print(f"test accuracy {result['accuracy']:.4f} ({correct}/{len(X_test)}) - test loss "
           f"{result['loss']:.4f} - trained in {seconds:.1f}s")
     if args.save:
-        from tinygrad_mlp.io import save
-        save(model.state_dict(), args.save)
-        say(f"saved the parameters to {args.save}")
+        from tinygrad_mlp.io import save_model
+        save_model(model, args.save)
+        say(f"saved the model to {args.save} (tm.load_model reads it back; tm.load gives its "
+            f"parameters)")
     if args.plot:
         from tinygrad_mlp import viz
         viz.plot_history(history, args.plot)

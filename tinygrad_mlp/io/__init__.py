@@ -4,5 +4,7 @@ Every file is an ordinary .npz (a zip of .npy members), written atomically and r
 """
 
 from tinygrad_mlp.io.arrays import FORMAT_KEY, FORMAT_VERSION, load, save, write_atomically
+from tinygrad_mlp.io.models import load_model, save_model
 
-__all__ = ["save", "load", "write_atomically", "FORMAT_KEY", "FORMAT_VERSION"]
+__all__ = ["save", "load", "save_model", "load_model", "write_atomically", "FORMAT_KEY",
+           "FORMAT_VERSION"]

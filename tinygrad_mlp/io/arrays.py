@@ -24,6 +24,7 @@ import numpy as np
 from tinygrad_mlp.tensor import Tensor
 
 FORMAT_KEY = "__tinygrad_mlp_format__"
+MODEL_KEY = "__tinygrad_mlp_model__"    # a model file's architecture (JSON bytes): io/models.py
 FORMAT_VERSION = 1
 
 _SAVED_KINDS = "biuf"                   # bool, signed and unsigned ints, floats
@@ -156,8 +157,8 @@ def _check_key(key: Any, path: str) -> None:
     problem = None
     if not isinstance(key, str) or not key:
         problem = "keys are non-empty strings"
-    elif key == FORMAT_KEY:
-        problem = "the name is reserved for the format marker"
+    elif key in (FORMAT_KEY, MODEL_KEY):
+        problem = "the name is reserved for the file format"
     elif "\0" in key:
         problem = "a NUL byte would truncate the name"
     elif key.endswith(".npy"):
@@ -188,8 +189,16 @@ def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
     declared size fits the file, each name once, plus the format marker. Never unpickles. A
     missing file is FileNotFoundError; anything else (not a regular file, corrupt, truncated,
     compressed, pickled, duplicated) is a ValueError naming the file and the member, raised
-    before any large allocation.
+    before any large allocation. A model file's architecture is left out (`tm.load_model`
+    reads it), so a model file loads as its weights.
     """
+    arrays = _read_arrays(path)
+    arrays.pop(MODEL_KEY, None)
+    return arrays
+
+
+def _read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """`load` without leaving anything out."""
     path = os.fspath(path)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))   # a FIFO must not block

@@ -9,6 +9,7 @@ from tinygrad_mlp.nn import init
 from tinygrad_mlp.nn.layers import Linear, ReLU, Sequential, Sigmoid, Softmax, Tanh
 from tinygrad_mlp.nn.losses import BCELoss, CrossEntropyLoss, MSELoss
 from tinygrad_mlp.nn.module import IncompatibleKeys, Module
+from tinygrad_mlp.nn.registry import register
 
 __all__ = ["Module", "IncompatibleKeys", "Linear", "Sigmoid", "Tanh", "ReLU", "Softmax",
-           "Sequential", "MSELoss", "BCELoss", "CrossEntropyLoss", "init"]
+           "Sequential", "MSELoss", "BCELoss", "CrossEntropyLoss", "init", "register"]

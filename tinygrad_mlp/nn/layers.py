@@ -159,6 +159,10 @@ class Sequential(Module):
             if not isinstance(previous, _SAME_WIDTH):
                 return                          # a layer of unknown width: nothing to check
 
+    def get_config(self) -> dict[str, Any]:
+        """The layers it holds now (appended ones and slices included)."""
+        return {"layers": list(self._modules.values())}
+
     def forward(self, X: Any) -> Any:
         for layer in self._modules.values():
             X = layer(X)

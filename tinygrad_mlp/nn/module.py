@@ -7,10 +7,12 @@ the `state_dict()` keys (`"0.weight"`, `"0.bias"`, …) come out in a stable ord
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
+from tinygrad_mlp.nn.registry import register_builtin
 from tinygrad_mlp.tensor import Tensor
 
 
@@ -43,6 +45,13 @@ class Module:
         if "replayable" not in cls.__dict__ and ("forward" in cls.__dict__
                                                  or "__call__" in cls.__dict__):
             cls.replayable = False
+        register_builtin(cls)          # the package's own layers; users use @nn.register
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Module:
+        """Keep the constructor's arguments, so `get_config()` can say how to rebuild this."""
+        module = super().__new__(cls)
+        object.__setattr__(module, "_init_args", (args, kwargs))
+        return module
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
@@ -175,6 +184,49 @@ class Module:
         for key, array in arrays.items():
             params[key].data[...] = array
         return IncompatibleKeys(missing, unexpected)
+
+    # --- config: how model files rebuild a module (Keras's get_config / from_config) ---------
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this module, {argument name: value}: the ones
+        it was called with, bound to `__init__`'s signature, defaults filled in. Override it
+        (returning what `from_config` needs) when a module changes after construction, as
+        containers do; values may be numbers, strings, None, lists, tuples, dicts, dtypes and
+        Modules (see `tm.save_model`)."""
+        args, kwargs = self.__dict__.get("_init_args", ((), {}))
+        signature = inspect.signature(type(self).__init__)
+        bound = signature.bind(None, *args, **kwargs)
+        bound.apply_defaults()
+        config = dict(bound.arguments)
+        config.pop(next(iter(signature.parameters)))          # `self`
+        return config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Module:
+        """The module `get_config()` describes: each entry passed as the constructor argument
+        of that name (a *args entry spread, a **kwargs entry merged)."""
+        parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        unknown = set(config) - {p.name for p in parameters}
+        if unknown:
+            raise TypeError(f"{cls.__name__}.from_config: {cls.__name__}() takes no argument "
+                            f"named {sorted(unknown)}")
+        spread = any(p.kind is p.VAR_POSITIONAL for p in parameters)
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for parameter in parameters:
+            if parameter.name not in config:
+                continue
+            value = config[parameter.name]
+            if parameter.kind is parameter.VAR_POSITIONAL:
+                args.extend(value)
+            elif parameter.kind is parameter.VAR_KEYWORD:
+                kwargs.update(value)
+            elif parameter.kind is parameter.POSITIONAL_ONLY or (
+                    spread and parameter.kind is parameter.POSITIONAL_OR_KEYWORD):
+                args.append(value)
+            else:
+                kwargs[parameter.name] = value
+        return cls(*args, **kwargs)
 
     # --- calling ----------------------------------------------------------------------------------
 
