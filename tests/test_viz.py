@@ -158,6 +158,31 @@ def test_dot_names_come_from_tensor_name_without_params():
     assert any(label.startswith("0.weight\n") for label in nodes.values())
 
 
+def test_dot_shows_every_gradient_and_the_blogs_deltas_without_touching_grad():
+    X, Y, W1, W2 = blog_arrays(3, 4, 5, 2, "mse")
+    J, nodes = blog.blog_network(X, Y, W1, W2, "mse")
+    J.backward(retain_graph=True)
+    leaf_grads = {name: nodes[name].grad.copy() for name in ("W1", "W2")}
+    plain, _, _ = parse_dot(viz.to_dot(J))
+    assert sum("‖g‖=" in label for label in plain.values()) == 2     # the parameters only
+    labels, _, _ = parse_dot(viz.to_dot(J, gradients=True, deltas=True))
+    by_name = {label.split("\n")[0].split(" = ")[0]: label for label in labels.values()}
+    steps = {step.name: step for step in viz.backward_steps(J)}     # the same gradients
+    for name, step in steps.items():
+        shown = re.search(r"‖g‖=(\S+)", by_name[name])
+        assert float(shown.group(1)) == pytest.approx(viz.graph.norm(step.grad), rel=1e-3)
+    assert "δ2 = ∂J/∂Z2 3×2" in by_name["Z2"] and "δ1 = ∂J/∂Z1 3×5" in by_name["Z1"]
+    assert "δ" not in viz.to_dot(J, gradients=True)
+    for name, grad in leaf_grads.items():                 # to_dot changed no .grad ...
+        np.testing.assert_array_equal(nodes[name].grad, 2 * grad)   # (backward_steps added one)
+    J2, nodes2 = blog.blog_network(X, Y, W1, W2, "mse")
+    viz.to_dot(J2, gradients=True)
+    assert all(node.grad is None for node in nodes2.values())      # ... here, none at all
+    J2.backward()                                         # a freed graph says how to keep it
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        viz.to_dot(J2, gradients=True)
+
+
 def test_dot_of_a_freed_graph_says_how_to_keep_it():
     x = tm.Tensor([1.0, 2.0], requires_grad=True)
     J = (x * 3.0).sum()

@@ -120,6 +120,8 @@ def chromium():
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                            {"width": 1600, "height": 1000, "deviceScaleFactor": 1,
                             "mobile": False})
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia",      # still flow marks: a steady picture
+                           {"features": [{"name": "prefers-reduced-motion", "value": "reduce"}]})
     return driver
 
 

@@ -12,7 +12,10 @@ import subprocess
 import sys
 from typing import Mapping
 
+import numpy as np
+
 from tinygrad_mlp.tensor import Tensor
+from tinygrad_mlp.viz.explain import delta_name, node_gradients
 from tinygrad_mlp.viz.graph import Graph, build_graph, is_freed, is_parameter, node_kind, norm
 
 __all__ = ["to_dot", "render"]
@@ -30,8 +33,12 @@ def _dot_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _node_label(node: Tensor, kind: str, graph: Graph) -> str:
+def _node_label(node: Tensor, kind: str, graph: Graph, grad: np.ndarray | None = None,
+                deltas: bool = False) -> str:
+    """The node's lines: name and op, shape and dtype, and `grad` (default: its `.grad`), named
+    δk at Zk when `deltas`."""
     name = graph.name(node)
+    grad = node.grad if grad is None else grad
     shape = "scalar" if node.ndim == 0 else "×".join(map(str, node.shape))
     if kind in ("op", "freed"):
         lines = [f"{name} = {node.op}" if name else node.op]
@@ -44,16 +51,18 @@ def _node_label(node: Tensor, kind: str, graph: Graph) -> str:
     if kind != "constant":
         value = f" = {node.data.item():.4g}" if node.data.size == 1 else ""   # J's value, say
         lines.append(f"{shape} {node.dtype}{value}")
-    if node.grad is not None:
-        lines.append(f"grad {'×'.join(map(str, node.grad.shape)) or 'scalar'} "
-                     f"‖g‖={norm(node.grad):.4g}")
+    if grad is not None:
+        delta = delta_name(name or "") if deltas else None
+        lines.append(f"{delta + ' = ∂J/∂' + name if delta else 'grad'} "
+                     f"{'×'.join(map(str, grad.shape)) or 'scalar'} ‖g‖={norm(grad):.4g}")
     if kind == "freed":
         lines.append("graph freed by backward():\nuse backward(retain_graph=True)")
     return "\n".join(lines)
 
 
 def to_dot(tensor: Tensor, params: Mapping[str, Tensor] | None = None,
-           clusters: bool = True, rankdir: str = "LR", fontsize: float = 10) -> str:
+           clusters: bool = True, rankdir: str = "LR", fontsize: float = 10,
+           gradients: bool = False, deltas: bool = False) -> str:
     """Graphviz DOT text of the graph that produced `tensor`: one node per op and per leaf.
 
     Each op node shows its op and output shape and dtype; parameters (orange boxes) are labelled
@@ -63,10 +72,15 @@ def to_dot(tensor: Tensor, params: Mapping[str, Tensor] | None = None,
     node does. With `clusters`, each layer (parameters named `0.weight`, `0.bias`, …) and the op
     that consumes them are drawn in one box. Edges run from input to output, in input order.
     `fontsize` (points) sizes the labels: larger text makes a drawing scaled to a page readable.
+    `gradients=True` shows ∂J/∂node on EVERY node of the scalar `tensor`, computed by one extra
+    backward pass through the live graph (build it again, or keep it with
+    `backward(retain_graph=True)`) that changes no `.grad`. `deltas=True` names the gradient at
+    Zk as the blog does: δk = ∂J/∂Zk.
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"to_dot expects a Tensor, got {type(tensor).__name__}")
     graph = build_graph(tensor, params)
+    grads = node_gradients(tensor, params, graph) if gradients else {}
     ids = {id(node): f"n{i}" for i, node in enumerate(graph.nodes)}
     layer_of: dict[int, str] = {}   # node id -> layer prefix ("0" for "0.weight")
     if clusters:
@@ -85,7 +99,8 @@ def to_dot(tensor: Tensor, params: Mapping[str, Tensor] | None = None,
     for node in graph.nodes:
         kind = node_kind(node)
         extra = ", peripheries=2" if node is tensor else ""
-        line = f'{ids[id(node)]} [label="{_dot_escape(_node_label(node, kind, graph))}", ' \
+        label = _node_label(node, kind, graph, grads.get(id(node)), deltas)
+        line = f'{ids[id(node)]} [label="{_dot_escape(label)}", ' \
                f'{_STYLE[kind]}{extra}];'
         if id(node) in layer_of:
             by_layer.setdefault(layer_of[id(node)], []).append(line)

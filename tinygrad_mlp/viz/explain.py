@@ -17,9 +17,10 @@ from typing import Mapping
 import numpy as np
 
 from tinygrad_mlp.tensor import Tensor, backpropagate
-from tinygrad_mlp.viz.graph import build_graph, is_freed, norm
+from tinygrad_mlp.viz.graph import Graph, build_graph, is_freed, norm
 
-__all__ = ["explain", "backward_steps", "Step", "rule", "format_values"]
+__all__ = ["explain", "backward_steps", "node_gradients", "Step", "rule", "format_values",
+           "delta_name"]
 
 def rule(node: Tensor) -> str:
     """The local derivative the op that made `node` applies: its Function's `rule` (a class
@@ -58,6 +59,22 @@ def backward_steps(loss: Tensor, params: Mapping[str, Tensor] | None = None) -> 
     intermediate node also keeps its gradient in `.grad` (as if `retain_grad()` had been called)
     so `to_dot` can show it. The graph stays alive.
     """
+    graph = build_graph(loss, params) if isinstance(loss, Tensor) else None
+    arrived = node_gradients(loss, params, graph)
+    order = [node for node in reversed(graph.nodes) if node.requires_grad]
+    for node in order:
+        grad, new = node.grad, arrived.get(id(node))
+        node.grad = new if grad is None or new is None else grad + new
+    return [Step(position, node, graph.describe(node), node.op, graph.input_names(node),
+                 None if node.is_leaf else rule(node), arrived.get(id(node)),
+                 named=graph.name(node) is not None)
+            for position, node in enumerate(order, start=1)]
+
+
+def node_gradients(loss: Tensor, params: Mapping[str, Tensor] | None = None,
+                   graph: Graph | None = None) -> dict[int, np.ndarray]:
+    """∂loss/∂node for every node behind the scalar `loss` that receives one, by id(node): one
+    backward pass through the live graph (it stays alive) that leaves every `.grad` as it was."""
     if not isinstance(loss, Tensor):
         raise TypeError(f"explain expects a Tensor, got {type(loss).__name__}")
     if is_freed(loss):
@@ -69,32 +86,26 @@ def backward_steps(loss: Tensor, params: Mapping[str, Tensor] | None = None) -> 
     if loss.data.size != 1:
         raise ValueError(f"explain: needs a scalar loss, got shape {loss.shape}; call .sum() "
                          f"or .mean() first")
-    graph = build_graph(loss, params)
+    graph = graph or build_graph(loss, params)
     forward_order = [node for node in graph.nodes if node.requires_grad]   # topological_order
-    order = list(reversed(forward_order))               # the order backward() visits
-    freed = [node.op for node in order if is_freed(node)]
+    freed = [node.op for node in reversed(forward_order) if is_freed(node)]
     if freed:
         raise RuntimeError(f"explain: part of the graph (at {freed[0]}) was already freed by "
                            f"backward(); call backward(retain_graph=True) if you need both")
-    saved = [node.grad for node in order]
-    for node in order:
+    saved = [node.grad for node in forward_order]
+    for node in forward_order:
         node.grad = None
     try:
         backpropagate(forward_order, np.ones_like(loss.data), retain_graph=True,
                       retain_grads=True)
-        arrived = [node.grad for node in order]
-    except BaseException:
-        for node, grad in zip(order, saved):
+        return {id(node): node.grad for node in forward_order if node.grad is not None}
+    finally:
+        for node, grad in zip(forward_order, saved):
             node.grad = grad
-        raise
-    for node, grad, new in zip(order, saved, arrived):
-        node.grad = new if grad is None or new is None else grad + new
-    return [Step(position, node, graph.describe(node), node.op, graph.input_names(node),
-                 None if node.is_leaf else rule(node), grad, named=graph.name(node) is not None)
-            for position, (node, grad) in enumerate(zip(order, arrived), start=1)]
 
 
-def _delta_name(name: str) -> str | None:
+def delta_name(name: str) -> str | None:
+    """The blog's name for the gradient at Zk: δk (None for any other node)."""
     match = re.fullmatch(r"Z(\d+)", name)
     return f"δ{match.group(1)}" if match else None
 
@@ -137,7 +148,7 @@ def explain(loss: Tensor, params: Mapping[str, Tensor] | None = None,
             out.append(f"[{step.position}] {step.name + ' = ' if step.named else ''}{call}  "
                        f"{shape} {node.dtype}")
         grad_name = f"∂J/∂{step.name}"
-        delta = _delta_name(step.name)
+        delta = delta_name(step.name)
         if delta:
             grad_name = f"{delta} = {grad_name}"
         if step.grad is None:

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from tinygrad_mlp.tensor import Tensor
-from tinygrad_mlp.viz.explain import Step, _delta_name, backward_steps
+from tinygrad_mlp.viz.explain import Step, delta_name, backward_steps
 from tinygrad_mlp.viz.graph import build_graph, inputs, node_kind, norm
 from tinygrad_mlp.viz.svg import graph_svg
 
@@ -108,7 +108,7 @@ def _forward(node: Tensor, name: str, max_values: int) -> dict[str, str]:
 def _step(step: Step, ids: dict[int, str], max_values: int, check: Check | None
           ) -> dict[str, Any]:
     node = step.tensor
-    delta = _delta_name(step.name)
+    delta = delta_name(step.name)
     targets = [parent for parent in inputs(node) if parent.requires_grad]
     if step.is_leaf:
         heading = f"{step.name}: a parameter, a target"
