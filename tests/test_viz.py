@@ -300,6 +300,36 @@ def test_explain_leaves_gradients_as_backward_would_and_keeps_the_graph():
     assert sum("grad" in label for label in nodes.values()) == 4
 
 
+def test_explaining_twice_shows_the_same_gradients_and_says_the_leaves_add_up():
+    W = tm.Tensor([[0.5, -1.0]], requires_grad=True, name="W")
+    J = (tm.Tensor([[1.0], [2.0]]) @ W).sigmoid().sum()
+    first, second = viz.explain(J), viz.explain(J)          # a notebook cell run twice
+    strip = lambda text: [line for line in text.splitlines() if "W.grad" not in line
+                          and "backward accumulates" not in line]
+    assert strip(first) == strip(second)                     # the gradients shown do not double
+    assert "stored in W.grad" in first and "already held a gradient" not in first
+    assert "added to W.grad" in second and "W.grad is now the sum" in second
+
+
+def test_draw_displays_as_svg_with_graphviz_and_as_html_without(monkeypatch):
+    from tinygrad_mlp.viz import display as draw_module
+    x = tm.Tensor([1.0, -2.0], requires_grad=True, name="x")
+    J = (x.sigmoid() * x).sum()
+    J.backward(retain_graph=True)
+    monkeypatch.setattr(draw_module.shutil, "which", lambda name: None)
+    drawing = viz.draw(J)
+    assert drawing.engine == "layered" and drawing._repr_svg_() is None
+    html = drawing._repr_html_()
+    assert html.startswith("<div") and html.count('class="node"') == 4    # x, σ, ·, Σ
+    monkeypatch.undo()
+    if draw_module.shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed (CI installs it)")
+    drawing = viz.draw(J)
+    assert drawing.engine == "dot" and drawing._repr_html_() is None
+    svg = drawing._repr_svg_()
+    assert svg.startswith("<svg") and svg.count('class="node"') == 4
+
+
 def test_explain_refuses_a_freed_graph_and_non_scalars():
     x = tm.Tensor([1.0, 2.0], requires_grad=True)
     J = (x * x).sum()
@@ -352,10 +382,11 @@ def test_explain_on_a_sequential_recognises_Z_and_a():
 def test_plot_history_writes_a_png_of_the_requested_size(tmp_path):
     history = {"loss": [1.0, 0.5, 0.3], "val_loss": [1.1, 0.6, 0.4],
                "accuracy": [0.5, 0.8, 0.9], "val_accuracy": [0.4, 0.7, 0.85]}
-    path = viz.plot_history(history, tmp_path / "history.png")
-    assert png_size(path) == (1000, 400)
-    path = viz.plot_history({"loss": [3.0, 2.0]}, tmp_path / "loss.png", size=(600, 300))
-    assert png_size(path) == (600, 300)
+    figure = viz.plot_history(history, tmp_path / "history.png")
+    assert png_size(tmp_path / "history.png") == (1000, 400)
+    assert len(figure.axes) == 2                       # loss and accuracy, side by side
+    viz.plot_history({"loss": [3.0, 2.0]}, tmp_path / "loss.png", size=(600, 300))
+    assert png_size(tmp_path / "loss.png") == (600, 300)
     with pytest.raises(ValueError, match="'loss'"):
         viz.plot_history({"accuracy": [0.1]}, tmp_path / "bad.png")
 
@@ -363,12 +394,22 @@ def test_plot_history_writes_a_png_of_the_requested_size(tmp_path):
 @needs_matplotlib
 def test_plot_weights_draws_one_image_per_hidden_unit(tmp_path):
     layer = nn.Linear(64, 10)
-    path = viz.plot_weights(layer, tmp_path / "weights.png")
-    assert png_size(path) == (400, 300)              # 10 units: 4 columns × 3 rows of 100 px
+    assert len(viz.plot_weights(layer, tmp_path / "weights.png").axes) == 10
+    assert png_size(tmp_path / "weights.png") == (400, 300)   # 4 columns × 3 rows of 100 px
     figure_model = nn.Sequential(nn.Linear(784, 4), nn.Sigmoid())
-    assert png_size(viz.plot_weights(figure_model, tmp_path / "mnist.png", cell=50)) == (100, 100)
+    viz.plot_weights(figure_model, tmp_path / "mnist.png", cell=50)
+    assert png_size(tmp_path / "mnist.png") == (100, 100)
     with pytest.raises(ValueError, match="not a square image"):
         viz.plot_weights(np.ones((10, 3)), tmp_path / "bad.png")
+
+
+@needs_matplotlib
+def test_plots_return_a_figure_that_shows_itself_in_a_notebook(tmp_path):
+    figure = viz.plot_history({"loss": [3.0, 2.0, 1.5]}, size=(300, 200))
+    assert list(tmp_path.iterdir()) == []                          # no path: nothing written
+    (tmp_path / "shown.png").write_bytes(figure._repr_png_())     # what IPython displays
+    assert png_size(tmp_path / "shown.png") == (300, 200)
+    assert viz.plot_weights(nn.Linear(4, 3), cell=20)._repr_png_()[:4] == b"\x89PNG"
 
 
 def test_plots_say_how_to_get_matplotlib(tmp_path, monkeypatch):
@@ -405,7 +446,8 @@ def test_compare_methods_gives_three_curves_from_one_start(tmp_path):
     assert runs["sgd"]["cost"][1] < runs["gd"]["cost"][1]   # more updates per epoch
     table = blog.format_compare(result)
     assert "lr=0.5 for all three" in table and table.count("gradient descent") == 3
-    assert png_size(viz.plot_compare(result, tmp_path / "compare.png")) == (1100, 420)
+    viz.plot_compare(result, tmp_path / "compare.png")
+    assert png_size(tmp_path / "compare.png") == (1100, 420)
     own = blog.compare_methods(X, y, hidden=5, epochs=1, lr={"gd": 2.0, "sgd": 0.05}, seed=1,
                               methods=("gd", "sgd"))
     assert [run["lr"] for run in own["methods"].values()] == [2.0, 0.05]

@@ -45,6 +45,7 @@ class Step:
     rule: str | None            # the local derivative (None for a leaf)
     grad: np.ndarray | None     # ∂J/∂(this node): the gradient that arrived here
     named: bool = True          # False when `name` is only the op's name
+    accumulated: bool = False   # a leaf whose .grad already held a gradient: this one was added
 
     @property
     def is_leaf(self) -> bool:
@@ -62,12 +63,14 @@ def backward_steps(loss: Tensor, params: Mapping[str, Tensor] | None = None) -> 
     graph = build_graph(loss, params) if isinstance(loss, Tensor) else None
     arrived = node_gradients(loss, params, graph)
     order = [node for node in reversed(graph.nodes) if node.requires_grad]
+    held = {id(node) for node in order if node.is_leaf and node.grad is not None}
     for node in order:
         grad, new = node.grad, arrived.get(id(node))
         node.grad = new if grad is None or new is None else grad + new
     return [Step(position, node, graph.describe(node), node.op, graph.input_names(node),
                  None if node.is_leaf else rule(node), arrived.get(id(node)),
-                 named=graph.name(node) is not None)
+                 named=graph.name(node) is not None,
+                 accumulated=id(node) in held and id(node) in arrived)
             for position, node in enumerate(order, start=1)]
 
 
@@ -158,7 +161,11 @@ def explain(loss: Tensor, params: Mapping[str, Tensor] | None = None,
         else:
             out.append(f"    receives {grad_name}  norm {norm(step.grad):.4g}"
                        + format_values(step.grad, max_values, "      "))
-        if step.is_leaf:
+        if step.accumulated:
+            out.append(f"    added to {step.name}.grad (a leaf: the chain ends here), which "
+                       f"already held a gradient:\n      backward accumulates, so {step.name}.grad "
+                       "is now the sum (zero_grad() first keeps this walk's alone)")
+        elif step.is_leaf:
             out.append(f"    stored in {step.name}.grad (a leaf: the chain ends here)")
         else:
             out.append(f"    rule {step.op}: {step.rule}")

@@ -2,12 +2,15 @@
 `pip install -e '.[plot]'`): a fit's history, the first layer's weights as images, and the
 blog's GD/SGD/mini-batch comparison.
 
-matplotlib is imported only inside these functions, and figures are drawn on a `Figure` with
-the Agg canvas, so the caller's pyplot backend is never touched.
+Each returns its matplotlib Figure, which shows itself in a notebook (it has `_repr_png_`), and
+writes it to `path` when given one. matplotlib is imported only inside these functions, and the
+figures are drawn on the Agg canvas, so the caller's pyplot backend is never touched.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import math
 import os
 from typing import Any, Mapping
@@ -28,23 +31,36 @@ def _figure(width_px: int, height_px: int, dpi: int = 100) -> Any:
     except ImportError:
         raise ImportError("plotting needs matplotlib, an optional extra: pip install matplotlib "
                           "(from a source checkout: pip install -e '.[plot]')") from None
-    figure = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+    figure = _notebook_figure(Figure)(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
     FigureCanvasAgg(figure)
     return figure
 
 
-def _save(figure: Any, path: str | os.PathLike) -> str:
-    path = os.fspath(path)
-    figure.savefig(path, dpi=figure.dpi)   # never bbox_inches="tight": the size stays exact
-    return path
+@functools.cache
+def _notebook_figure(Figure: type) -> type:
+    class NotebookFigure(Figure):
+        """A Figure that IPython displays as a PNG of its exact size, with or without pyplot."""
+
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", dpi=self.dpi)
+            return buffer.getvalue()
+    return NotebookFigure
 
 
-def plot_history(history: Any, path: str | os.PathLike, size: tuple[int, int] = (1000, 400)
-                 ) -> str:
+def _save(figure: Any, path: str | os.PathLike | None) -> Any:
+    if path is not None:
+        figure.savefig(os.fspath(path), dpi=figure.dpi)   # never bbox_inches="tight": exact size
+    return figure
+
+
+def plot_history(history: Any, path: str | os.PathLike | None = None,
+                 size: tuple[int, int] = (1000, 400)) -> Any:
     """Loss and accuracy per epoch, train and validation, side by side; a PNG of `size` pixels.
 
     `history`: what `fit` returns (its `.history` dict) or a dict of lists (`loss`, `val_loss`,
-    `accuracy`, `val_accuracy`; only `loss` is required). Returns the path written.
+    `accuracy`, `val_accuracy`; only `loss` is required). Returns the Figure (saved to `path`
+    when given).
     """
     logs = getattr(history, "history", history)
     if not isinstance(logs, Mapping) or not len(logs.get("loss", ())):
@@ -69,14 +85,15 @@ def plot_history(history: Any, path: str | os.PathLike, size: tuple[int, int] = 
     return _save(figure, path)
 
 
-def plot_weights(layer: Any, path: str | os.PathLike, image_shape: tuple[int, int] | None = None,
-                 columns: int | None = None, cell: int = 100) -> str:
+def plot_weights(layer: Any, path: str | os.PathLike | None = None,
+                 image_shape: tuple[int, int] | None = None, columns: int | None = None,
+                 cell: int = 100) -> Any:
     """The first layer's weights as images: column j of W (D × M) is what hidden unit j looks
     for, drawn as a √D × √D picture (8×8 digits, 28×28 MNIST, 48×48 FER2013) in a grid.
 
     `layer`: an nn.Linear, a Sequential (its first Linear), a Tensor or an array of shape (D, M).
     Red is positive, blue negative, each image scaled to its own largest |weight|. The PNG is
-    `columns × cell` by `rows × cell` pixels (columns defaults to ⌈√M⌉). Returns the path written.
+    `columns × cell` by `rows × cell` pixels (columns defaults to ⌈√M⌉). Returns the Figure.
     """
     W = _first_weight(layer)
     if W.ndim != 2:
@@ -117,10 +134,10 @@ def _first_weight(layer: Any) -> np.ndarray:
     return np.asarray(layer.data if isinstance(layer, Tensor) else layer, dtype=np.float64)
 
 
-def plot_compare(result: Mapping[str, Any], path: str | os.PathLike,
-                 size: tuple[int, int] = (1100, 420)) -> str:
+def plot_compare(result: Mapping[str, Any], path: str | os.PathLike | None = None,
+                 size: tuple[int, int] = (1100, 420)) -> Any:
     """The blog's figure: cost J against epochs and against wall-clock seconds, one curve per
-    way to learn, from a `compare_methods` result. A PNG of `size` pixels; returns the path."""
+    way to learn, from a `compare_methods` result. `size` in pixels; returns the Figure."""
     figure = _figure(*size)
     by_epoch = figure.add_subplot(1, 2, 1)
     by_time = figure.add_subplot(1, 2, 2, sharey=by_epoch)
