@@ -68,7 +68,8 @@ WRONG = [
     ("delta2", "def delta2(a2, Y):\n    return -Y / (a2 * len(a2))\n", "softmax's OUTPUT"),
     ("delta1", "def delta1(delta2, W2, a1):\n    return delta2 @ W2 * a1 * (1 - a1)\n",
      "without the transpose"),
-    ("delta1", "def delta1(delta2, W2, a1):\n    return delta2.dot(W2.T)\n", "the sigmoid is missing"),
+    ("delta1", "def delta1(delta2, W2, a1):\n    return delta2.dot(W2.T)\n",
+     "the sigmoid is missing"),
     ("delta1", "def delta1(delta2, W2, a1):\n    return (delta2 @ W2.T) * a1\n",
      "(1 − a1) factor is missing"),
     ("delta1", "def delta1(delta2, W2, a1):\n    return (W2 @ delta2.T).T * a1 * (a1 - 1)\n",
@@ -87,7 +88,8 @@ WRONG = [
                  "    buf = momentum * buf + (1 - momentum) * grad\n    return W - lr * buf, buf\n",
      "exponential average"),
     ("momentum", "def sgd_momentum_step(W, grad, buf, lr, momentum):\n"
-                 "    buf = momentum * buf + lr * grad\n    return W - buf, buf\n", "velocity form"),
+                 "    buf = momentum * buf + lr * grad\n    return W - buf, buf\n",
+     "velocity form"),
     ("momentum", "def sgd_momentum_step(W, grad, buf, lr, momentum):\n"
                  "    return W - lr * grad, momentum * buf + grad\n", "the buffer is not used"),
 ]

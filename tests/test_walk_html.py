@@ -69,7 +69,7 @@ def test_the_page_requests_nothing(tmp_path):
     assert "@import" not in page and "url(" not in page
 
 
-def test_without_graphviz_the_layered_layout_draws_every_node_and_edge(monkeypatch):
+def test_without_graphviz_the_layered_layout_draws_each_node_and_edge(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     x = tm.Tensor([1.0, -2.0], requires_grad=True, name="x")
     y = (x * x).sigmoid().sum()
@@ -80,6 +80,22 @@ def test_without_graphviz_the_layered_layout_draws_every_node_and_edge(monkeypat
     assert svg.count('<g class="edge">') == len(graph.edges)      # x → Mul twice
     page = viz.explain_html(y)
     assert len(page_data(page)["steps"]) == len(viz.backward_steps(y))
+
+
+@pytest.mark.parametrize("graphviz", [True, False])
+def test_draw_labels_every_gradient_and_the_deltas(graphviz, monkeypatch):
+    if graphviz and shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed")
+    if not graphviz:
+        monkeypatch.setattr(shutil, "which", lambda name: None)
+    J, nodes = blog.blog_network(*blog.blog_example(2, 3, "mse", 0), "mse")
+    J.backward(retain_graph=True)
+    svg = viz.draw(J, gradients=True, deltas=True).svg
+    assert "δ2 = ∂J/∂Z2 2×10" in svg and "δ1 = ∂J/∂Z1 2×3" in svg
+    shown = svg.count("‖g‖=")
+    assert shown == len(viz.backward_steps(J))               # every node that gets a gradient
+    assert viz.draw(J).svg.count("‖g‖=") == shown             # (backward_steps kept them)
+    assert "δ" not in viz.draw(J, gradients=True).svg
 
 
 def test_checks_must_name_nodes_of_the_graph():

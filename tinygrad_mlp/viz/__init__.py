@@ -28,4 +28,5 @@ from tinygrad_mlp.viz.plots import plot_compare, plot_history, plot_weights
 from tinygrad_mlp.viz.svg import graph_svg
 
 __all__ = ["to_dot", "render", "draw", "Drawing", "explain", "backward_steps", "Step", "Graph",
-           "build_graph", "explain_html", "Check", "graph_svg", "plot_history", "plot_weights", "plot_compare"]
+           "build_graph", "explain_html", "Check", "graph_svg", "plot_history", "plot_weights",
+           "plot_compare"]

@@ -39,8 +39,12 @@ class Drawing:
         return f"<Drawing of a graph, laid out by {self.engine}: {len(self.svg)} characters of SVG>"
 
 
-def draw(tensor: Tensor, params: Mapping[str, Tensor] | None = None) -> Drawing:
+def draw(tensor: Tensor, params: Mapping[str, Tensor] | None = None, gradients: bool = False,
+         deltas: bool = False) -> Drawing:
     """The graph behind `tensor` as a Drawing that displays itself, each node with its gradient
-    when backward has run; `params` names parameters (e.g. dict(model.named_parameters()))."""
+    when backward has run; `params` names parameters (e.g. dict(model.named_parameters())).
+    `gradients=True` shows ∂J/∂node on every node, `deltas=True` names δ2, δ1 at Z2, Z1 (see
+    `to_dot`)."""
     engine = "dot" if shutil.which("dot") else "layered"
-    return Drawing(graph_svg(tensor, params=params, engine=engine), engine)
+    return Drawing(graph_svg(tensor, params=params, engine=engine, gradients=gradients,
+                             deltas=deltas), engine)

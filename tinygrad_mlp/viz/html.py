@@ -124,6 +124,9 @@ def _step(step: Step, ids: dict[int, str], max_values: int, check: Check | None
         "flow": sorted({ids[id(parent)] for parent in targets}),
         "passes": ", ".join(dict.fromkeys(name for parent, name in
                                           zip(inputs(node), step.inputs) if parent.requires_grad)),
+        "none": ", ".join(dict.fromkeys(name for parent, name in
+                                        zip(inputs(node), step.inputs)
+                                        if not parent.requires_grad)),
     }
     if step.grad is not None:
         out["norm"] = f"{norm(step.grad):.4g}"
@@ -155,7 +158,7 @@ def _printed_steps(steps: list[dict[str, Any]]) -> str:
     items = []
     for shown in steps:
         norm_text = "no gradient reached it" if shown["norm"] is None else \
-            f"‖{shown['gradName']}‖ = {shown['norm']}"
+            f"{shown['gradName']}, ‖g‖ = {shown['norm']}"
         check = shown.get("check")
         extra = (f"<br>{html.escape(check['label'])}: {html.escape(check['compare'])}"
                  if check else "")

@@ -14,8 +14,11 @@ import shutil
 import subprocess
 from typing import Mapping
 
+import numpy as np
+
 from tinygrad_mlp.tensor import Tensor
 from tinygrad_mlp.viz.dot import _STYLE, _node_label, to_dot
+from tinygrad_mlp.viz.explain import node_gradients
 from tinygrad_mlp.viz.graph import Graph, build_graph, node_kind
 
 __all__ = ["graph_svg"]
@@ -29,10 +32,11 @@ MARGIN = 16
 
 
 def graph_svg(tensor: Tensor, params: Mapping[str, Tensor] | None = None,
-              engine: str = "auto") -> str:
+              engine: str = "auto", gradients: bool = False, deltas: bool = False) -> str:
     """The graph behind `tensor` as one `<svg>` element (no XML prolog), inputs left, output
     right. `engine`: "dot" (Graphviz; an error if it is missing), "layered" (computed here),
-    or "auto" (Graphviz when `dot` is on the PATH, else layered)."""
+    or "auto" (Graphviz when `dot` is on the PATH, else layered). `gradients` and `deltas` as
+    in `to_dot`: ∂J/∂node on every node, and δk named at Zk."""
     if engine not in ("auto", "dot", "layered"):
         raise ValueError(f"graph_svg: engine must be 'auto', 'dot' or 'layered', got {engine!r}")
     dot = shutil.which("dot") if engine != "layered" else None
@@ -40,8 +44,10 @@ def graph_svg(tensor: Tensor, params: Mapping[str, Tensor] | None = None,
         raise RuntimeError("graph_svg: engine='dot' needs Graphviz's `dot` on the PATH "
                            "(apt-get install graphviz, brew install graphviz)")
     if dot is not None:
-        return _graphviz_svg(dot, to_dot(tensor, params=params, fontsize=FONT_SIZE))
-    return layered_svg(build_graph(tensor, params))
+        return _graphviz_svg(dot, to_dot(tensor, params=params, fontsize=FONT_SIZE,
+                                         gradients=gradients, deltas=deltas))
+    graph = build_graph(tensor, params)
+    return layered_svg(graph, node_gradients(tensor, params, graph) if gradients else {}, deltas)
 
 
 def _graphviz_svg(dot: str, text: str) -> str:
@@ -57,9 +63,11 @@ def _graphviz_svg(dot: str, text: str) -> str:
     return re.sub(r'<svg width="[^"]*" height="[^"]*"', "<svg", svg, count=1)
 
 
-def layered_svg(graph: Graph) -> str:
+def layered_svg(graph: Graph, grads: Mapping[int, np.ndarray] | None = None,
+                deltas: bool = False) -> str:
     """A left-to-right layered drawing: a node's column is its longest path from an input;
-    within a column, nodes are ordered by the mean row of their inputs."""
+    within a column, nodes are ordered by the mean row of their inputs. `grads` (by id(node))
+    are shown instead of the nodes' `.grad`; `deltas` names the gradient at Zk δk."""
     nodes, edges = graph.nodes, graph.edges
     ids = {id(node): f"n{i}" for i, node in enumerate(nodes)}
     parents = {id(node): [p for p, child in edges if child is node] for node in nodes}
@@ -84,7 +92,9 @@ def layered_svg(graph: Graph) -> str:
     for members in columns:
         members.sort(key=lambda node: row[id(node)])
 
-    labels = {id(node): _node_label(node, node_kind(node), graph).split("\n") for node in nodes}
+    grads = grads or {}
+    labels = {id(node): _node_label(node, node_kind(node), graph, grads.get(id(node)),
+                                    deltas).split("\n") for node in nodes}
     size = {key: (max(len(line) for line in lines) * CHAR_WIDTH + 28,
                   len(lines) * LINE_HEIGHT + 16) for key, lines in labels.items()}
     widths = [max(size[id(node)][0] for node in members) for members in columns]

@@ -99,8 +99,10 @@
     values("grad-values", step.values, step.seed ? "" : null);
     if (step.seed) { byId("grad-values").textContent = "the seed: ∂J/∂J = 1"; }
     text("step-rule", step.rule);
-    text("step-passes", step.passes ? "passes the gradient on to: " + step.passes :
-      (step.rule.indexOf("stored in") === 0 ? "" : "no input needs a gradient"));
+    var passes = step.passes ? "passes the gradient on to: " + step.passes :
+      (step.rule.indexOf("stored in") === 0 ? "" : "no input needs a gradient");
+    if (step.passes && step.none) { passes += "; " + step.none + " needs none"; }
+    text("step-passes", passes);
     var check = byId("check");
     check.hidden = !step.check;
     if (step.check) {
