@@ -17,11 +17,14 @@ The seams other layers build on (only this file touches a Tensor's private field
     backpropagate(order, grad)  the backward walk over such an order (what backward() runs)
     record_tape()               a context manager listing every Function call (TapeEntry)
     config, using_config        the switches (grad mode, tape, default dtype) in one object
+    increment_version(t)        what every in-place write to `t.data` by the library calls, so
+                                backward can refuse a graph whose saved inputs changed since
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
@@ -31,19 +34,32 @@ import numpy as np
 _FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
-class Config:
+class Config(threading.local):
     """The engine's switches, kept in one object (DeZero's `Config`); change them only through
     `using_config` (or `no_grad`, `enable_grad`, `record_tape`, `set_default_dtype`).
 
     grad_enabled  record the graph (False inside `no_grad`)
     tape          the list `record_tape` appends each Function call to, or None
     dtype         the dtype ints, lists and scalars become
+
+    Each thread has its own grad mode and tape (as PyTorch's grad mode): a `no_grad` block or a
+    recording in one thread never changes what another thread records; a new thread starts
+    with grad enabled and no tape. The default dtype is one for all threads (as PyTorch's).
     """
 
-    def __init__(self) -> None:
+    _dtype = np.dtype(np.float32)
+
+    def __init__(self) -> None:              # runs once in every thread that reads config
         self.grad_enabled = True
         self.tape: list[TapeEntry] | None = None
-        self.dtype = np.dtype(np.float32)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return Config._dtype
+
+    @dtype.setter
+    def dtype(self, value: np.dtype) -> None:
+        Config._dtype = value
 
 
 config = Config()
@@ -147,6 +163,7 @@ class Function:
     """
 
     parents: list[Tensor] | None = None   # the inputs, set by apply; None once backward frees it
+    input_versions: list[int] | None = None   # each input's version when forward read it
     rule: str = ""   # one line for viz.explain: the local derivative that backward applies
 
     @staticmethod
@@ -166,9 +183,13 @@ class Function:
         ctx = cls()
         parents = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
         ctx.needs_input_grad = needs = tuple([p.requires_grad for p in parents])
-        result = _wrap(cls.forward(ctx, *[p.data for p in parents], **options))
+        data = cls.forward(ctx, *[p.data for p in parents], **options)
+        if type(data) is not np.ndarray or data.dtype.kind not in "fbiu":
+            data = _forward_result(cls, data)
+        result = _wrap(data)
         if True in needs and config.grad_enabled:
             ctx.parents = parents
+            ctx.input_versions = [p._version for p in parents]
             result.requires_grad, result._ctx = True, ctx
         if config.tape is not None:    # inside record_tape()
             config.tape.append(TapeEntry(ctx, parents, options, result))
@@ -176,6 +197,18 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} backward>"
+
+
+def _forward_result(cls: type, data: Any) -> np.ndarray:
+    """A forward's result that is not a numeric ndarray: a number becomes one, anything else
+    (a string, None, an object array) is a TypeError naming the Function."""
+    if isinstance(data, (np.generic, int, float)) and not isinstance(data, (str, bytes)):
+        data = np.asarray(data)
+        if data.dtype.kind in "fbiu":
+            return data
+    kind = f"an array of dtype {data.dtype}" if isinstance(data, np.ndarray) else (
+        f"{type(data).__name__} {data!r}"[:80])
+    raise TypeError(f"{cls.__name__}.forward must return a numeric numpy array, got {kind}")
 
 
 # --- the tape: every Function call inside a block, in order ------------------------------------
@@ -222,7 +255,16 @@ class Tensor:
     and scalars become the default dtype (float32 unless `set_default_dtype` says otherwise).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "_ctx", "_retain_grad", "__weakref__")
+    __slots__ = {
+        "data": "The ndarray this tensor holds. The library's own in-place writes (optimizer "
+                "steps, load_state_dict) call `increment_version`, so a backward through a graph "
+                "that saved the old values raises; writing `t.data[...] = ...` yourself bypasses "
+                "that check (as in PyTorch): do it outside any forward-backward pair, or call "
+                "`increment_version(t)` after.",
+        "grad": "The gradient backward accumulated (an ndarray of data's shape), or None.",
+        "requires_grad": "Does backward compute a gradient for this tensor?",
+        "name": "An optional label (viz and error messages show it).",
+        "_ctx": "", "_retain_grad": "", "_version": "", "__weakref__": ""}
     __array_ufunc__ = None   # numpy defers to our reflected operators: np.float64(2)*t is a Tensor
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None,
@@ -233,6 +275,7 @@ class Tensor:
         self.name = name
         self._ctx: Function | None = None
         self._retain_grad = False
+        self._version = 0
 
     # --- the chain rule ----------------------------------------------------------------------
 
@@ -303,6 +346,11 @@ class Tensor:
         loss recognises the Softmax or Sigmoid it can fuse with (`nn.losses`).
         """
         return self._ctx
+
+    @property
+    def version(self) -> int:
+        """How many in-place writes the library made to `.data` (PyTorch's `_version`)."""
+        return self._version
 
     @property
     def retains_grad(self) -> bool:
@@ -582,6 +630,15 @@ def minimum(a: Any, b: Any) -> Tensor:
     return ops.Minimum.apply(*_tensors([a, b]))
 
 
+def increment_version(*tensors: Tensor) -> None:
+    """Record an in-place write to each tensor's `.data` (PyTorch's
+    `torch.autograd.graph.increment_version`). Every such write the library makes calls it
+    (optimizers, `load_state_dict`, fit restoring weights); backward then refuses to use a
+    graph whose ops read an older version, instead of silently using the new values."""
+    for tensor in tensors:
+        tensor._version += 1
+
+
 # --- graph walking: the topological order and the backward walk over it ----------------------
 
 def topological_order(root: Tensor) -> list[Tensor]:
@@ -648,12 +705,16 @@ def backpropagate(order: list[Tensor], grad: np.ndarray, retain_graph: bool = Fa
             raise RuntimeError(f"backward through a graph that was already freed (at "
                                f"{type(ctx).__name__}); call backward(retain_graph=True) the "
                                f"first time if you need to go back twice")
+        versions = ctx.input_versions
+        if versions is not None and [p._version for p in parents] != versions:
+            _raise_modified(ctx, parents, versions)
         input_grads = ctx.backward(ctx, node_grad)
-        if len(parents) == 1 or not isinstance(input_grads, (tuple, list)):
+        if not isinstance(input_grads, (tuple, list)):
             input_grads = (input_grads,)
         if len(input_grads) != len(parents):
             raise ValueError(f"{type(ctx).__name__}.backward returned {len(input_grads)} "
-                             f"gradients for {len(parents)} inputs")
+                             f"gradients for {len(parents)} input"
+                             f"{'s' if len(parents) != 1 else ''}: return one per input")
         for parent, parent_grad in zip(parents, input_grads):
             if parent_grad is None or not parent.requires_grad:
                 continue
@@ -667,6 +728,17 @@ def backpropagate(order: list[Tensor], grad: np.ndarray, retain_graph: bool = Fa
                 grads[parent] = parent_grad if parent not in grads else grads[parent] + parent_grad
         if not retain_graph:
             ctx.__dict__.clear()   # drops parents and saved arrays; ctx.parents reads None now
+
+
+def _raise_modified(ctx: Function, parents: list[Tensor], versions: list[int]) -> None:
+    index, parent = next((i, p) for i, p in enumerate(parents) if p._version != versions[i])
+    what = f"{parent.name!r} " if parent.name else ""
+    raise RuntimeError(f"backward through {type(ctx).__name__}: its input {index} (the tensor "
+                       f"{what}of shape {parent.shape}) was modified in place after the forward "
+                       f"pass (version {versions[index]}, now {parent._version}), e.g. by an "
+                       f"optimizer step or load_state_dict; its gradient would use the new values. "
+                       f"Run backward before changing the parameters, or compute the forward "
+                       f"pass again")
 
 
 def _keep(node: Tensor, grad: np.ndarray, kept: set[int]) -> None:
@@ -686,7 +758,7 @@ def _wrap(data: Any) -> Tensor:
         data = np.asarray(data)
     tensor = Tensor.__new__(Tensor)
     tensor.data, tensor.grad, tensor.requires_grad = data, None, False
-    tensor.name, tensor._ctx, tensor._retain_grad = None, None, False
+    tensor.name, tensor._ctx, tensor._retain_grad, tensor._version = None, None, False, 0
     return tensor
 
 
@@ -695,6 +767,7 @@ def _sum_to_shape(grad: np.ndarray, data: np.ndarray, ctx: Function) -> np.ndarr
     shape = data.shape
     if type(grad) is not np.ndarray:   # a numpy scalar (0-d arithmetic) or a list: always an array
         grad = np.asarray(grad)
+    returned = grad.shape
     if grad.shape != shape:
         extra = grad.ndim - len(shape)
         if extra > 0:
@@ -704,7 +777,7 @@ def _sum_to_shape(grad: np.ndarray, data: np.ndarray, ctx: Function) -> np.ndarr
             grad = grad.sum(axis=axes, keepdims=True)
         if grad.shape != shape:
             raise ValueError(f"{type(ctx).__name__}.backward returned a gradient of shape "
-                             f"{grad.shape} for an input of shape {shape}")
+                             f"{returned} for an input of shape {shape}")
     if grad.dtype != data.dtype:
         grad = grad.astype(data.dtype)
     return grad

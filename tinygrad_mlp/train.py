@@ -25,7 +25,7 @@ from tinygrad_mlp._checks import choice, finite_real, non_negative_int
 from tinygrad_mlp.data import batches, num_batches, one_hot, split_validation
 from tinygrad_mlp.nn import CrossEntropyLoss, Module
 from tinygrad_mlp.replay import TrainStep
-from tinygrad_mlp.tensor import Tensor, get_default_dtype, no_grad
+from tinygrad_mlp.tensor import Tensor, get_default_dtype, increment_version, no_grad
 
 __all__ = ["fit", "evaluate", "predict", "History", "Callback", "EarlyStopping"]
 
@@ -488,6 +488,7 @@ def _diverged(what: str, epoch: int, params: list[Tensor], snapshot: list[np.nda
     else:
         for buffer, param in zip(snapshot, params):
             param.data[...] = buffer
+            increment_version(param)
         kept = (f"the weights had become non-finite, so the model was restored to its weights "
                 f"at the start of epoch {epoch + 1}")
     error = FloatingPointError(f"fit diverged {what}; {kept} (try a smaller learning rate)")

@@ -13,7 +13,7 @@ from typing import Any, Iterator, Mapping, NamedTuple
 import numpy as np
 
 from tinygrad_mlp.nn.registry import register_builtin
-from tinygrad_mlp.tensor import Tensor
+from tinygrad_mlp.tensor import Tensor, increment_version
 
 
 class IncompatibleKeys(NamedTuple):
@@ -183,6 +183,7 @@ class Module:
                              f"changed: " + "; ".join(problems))
         for key, array in arrays.items():
             params[key].data[...] = array
+            increment_version(params[key])
         return IncompatibleKeys(missing, unexpected)
 
     # --- config: how model files rebuild a module (Keras's get_config / from_config) ---------

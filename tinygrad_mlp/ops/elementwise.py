@@ -95,7 +95,9 @@ class Pow(Function):
     rule = "a ** b → grad_a = grad · b · a^(b−1), grad_b = grad · a^b · log a"
 
     """a ** b. The exponent's gradient a**b · log(a) is computed only if the exponent needs one;
-    a negative base with a fractional exponent gives nan silently, as in PyTorch."""
+    a negative base with a fractional exponent gives nan silently, as in PyTorch. As PyTorch,
+    the terms 0·∞ and 0·log 0 count as 0: grad_a is 0 where b == 0 (x**0 is constant), and
+    grad_b is 0 where a == 0 and b >= 0 (0**b is constant there)."""
 
     @staticmethod
     def forward(ctx, a, b):
@@ -111,9 +113,19 @@ class Pow(Function):
     def backward(ctx, grad):
         a, b, out = ctx.a, ctx.b, ctx.out
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            grad_a = grad * b * a ** (b - 1) if ctx.needs_input_grad[0] else None
-            grad_b = grad * out * np.log(a) if ctx.needs_input_grad[1] else None
+            grad_a = grad_b = None
+            if ctx.needs_input_grad[0]:
+                grad_a = grad * _zero_where(b == 0, b * a ** (b - 1))
+            if ctx.needs_input_grad[1]:
+                grad_b = grad * _zero_where((a == 0) & (b >= 0), out * np.log(a))
         return grad_a, grad_b
+
+
+def _zero_where(condition: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`values` with 0 where `condition` holds (a pass over the data only if it holds anywhere)."""
+    if not np.any(condition):
+        return values
+    return np.where(condition, np.zeros((), values.dtype), values)
 
 
 class Exp(Function):

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from tinygrad_mlp.optim.optimizer import Optimizer, flag, learning_rate, non_negative, pair, real
-from tinygrad_mlp.tensor import Tensor
+from tinygrad_mlp.tensor import Tensor, increment_version
 
 __all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
 
@@ -34,6 +34,7 @@ def _updates(optimizer: Optimizer, group: dict[str, Any], l2: bool = True
     weight_decay = group["weight_decay"] if l2 else 0.0
     for param in group["params"]:
         if param.grad is not None:
+            increment_version(param)             # W changes in place: old graphs are stale
             W = param.data
             yield (W, _decayed(param.grad, W, weight_decay), optimizer.state_of(param, group),
                    optimizer.scratch(param))
@@ -74,6 +75,7 @@ class SGD(Optimizer):
             for param in group["params"]:
                 if param.grad is None:
                     continue
+                increment_version(param)
                 W = param.data
                 grad = _decayed(param.grad, W, weight_decay)
                 if momentum:
@@ -97,6 +99,7 @@ class SGD(Optimizer):
             grad = param.grad
             if grad is None:
                 continue
+            increment_version(param)
             W, work = param.data, works.get(id(param))
             if work is None or work.shape != W.shape or work.dtype != W.dtype:
                 work = self.scratch(param)
