@@ -89,19 +89,29 @@ def _function_exercise(names: tuple[str, ...], forward: Callable[..., np.ndarray
         out = solution.apply(*arrays(inputs))
         _close(f"{solution.__name__}.forward's result", out.data, forward(*arrays(inputs)))
 
-    def judge(solution: type[Function], inputs: Inputs) -> None:
-        forward_is_right(solution, inputs)
+    def backward_is_right(solution: type[Function], inputs: Inputs) -> None:
         G = _float64(inputs["G"])
         tensors = [Tensor(a, requires_grad=True) for a in arrays(inputs)]
         _gradcheck(f"{solution.__name__}.backward", lambda *t: (solution.apply(*t) * G).sum(),
                    *tensors)
 
+    def judge(solution: type[Function], inputs: Inputs) -> None:
+        from tinygrad_mlp.testing import assert_backward_invariants
+
+        forward_is_right(solution, inputs)
+        backward_is_right(solution, inputs)
+        try:     # nothing changed in place, no gradient sharing memory with another array
+            assert_backward_invariants(solution.apply, *arrays(inputs))
+        except AssertionError as error:
+            raise AssertionError(f"{solution.__name__}: {error}") from None
+
     def stage(solution: type[Function], inputs: Inputs) -> str:
-        try:
-            forward_is_right(solution, inputs)
-        except Exception:
-            return "forward"
-        return "backward"
+        for stage, right in (("forward", forward_is_right), ("backward", backward_is_right)):
+            try:
+                right(solution, inputs)
+            except Exception:
+                return stage
+        return "invariants"    # the values are right; what it did to its arrays is not
 
     def received(solution: type[Function], inputs: Inputs, stage: str) -> Any:
         if stage == "forward":
