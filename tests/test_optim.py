@@ -364,3 +364,15 @@ def test_load_state_dict_checks_buffers_and_changes_nothing_on_error():
     optimizer.load_state_dict(good)
     assert optimizer.lr == 0.0 and optimizer.state[0]["step"] == 1
     assert optimizer.state[0]["exp_avg"] is not good["state"][0]["exp_avg"]
+
+
+@pytest.mark.parametrize("make", ALL + [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9)])
+def test_every_step_bumps_the_version_so_a_stale_graph_cannot_backpropagate(make):
+    w = param([1.0, 2.0])
+    optimizer = make([w])
+    y = (w * w).sum()
+    w.grad = np.array([1.0, 1.0])
+    optimizer.step()
+    assert w.version == 1
+    with pytest.raises(RuntimeError, match="modified"):
+        y.backward()
