@@ -597,11 +597,105 @@ def test_second_round_ops_name_themselves_and_the_shapes_in_errors(call, error, 
         call(t)
 
 
+# --- second round: activations, normalisation, dropout -------------------------------------------
+
+ACTIVATIONS = {
+    "leaky_relu": (lambda t: ops.LeakyReLU.apply(t, negative_slope=0.1), True),
+    "elu": (lambda t: ops.ELU.apply(t, alpha=1.5), True),
+    "gelu": (lambda t: ops.GELU.apply(t), False),
+    "gelu_tanh": (lambda t: ops.GELU.apply(t, approximate="tanh"), False),
+    "softplus": (lambda t: ops.Softplus.apply(t), False),
+    "softplus_beta": (lambda t: ops.Softplus.apply(t, beta=2.0, threshold=3.0), True),
+}
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+@given(x=arrays(shapes(min_side=0), min_value=-4, max_value=4))
+def test_second_round_activations(name, x):
+    fn, has_kink = ACTIVATIONS[name]
+    if has_kink:        # away from 0 (and from softplus's threshold βx = 3, where it switches)
+        x = nonzero(x) if name != "softplus_beta" else np.where(np.abs(2 * x - 3) < 0.1, 0.0, x)
+    check_op(fn, x)
+
+
+@given(x=tied_arrays())
+def test_leaky_relu_and_elu_take_the_negative_side_at_zero(x):
+    _, G, (grad,) = backward_of(lambda t: ops.LeakyReLU.apply(t, negative_slope=0.1), x)
+    np.testing.assert_allclose(grad, G * np.where(x > 0, 1, 0.1), rtol=1e-12)
+    _, G, (grad,) = backward_of(lambda t: ops.ELU.apply(t, alpha=2.0), x)
+    np.testing.assert_allclose(grad, G * np.where(x > 0, 1, 2.0 * np.exp(x)), rtol=1e-12)
+
+
+def test_gelu_is_x_times_the_normal_cdf():
+    x = np.array([-3.0, -1.0, 0.0, 0.5, 2.0])
+    cdf = np.array([0.0013498980316301, 0.1586552539314571, 0.5, 0.6914624612740131,
+                    0.9772498680518208])                       # Φ from tables
+    np.testing.assert_allclose(ops.GELU.apply(x).data, x * cdf, rtol=1e-13, atol=1e-15)
+
+
+@st.composite
+def batchnorm_case(draw):
+    ndim = draw(st.sampled_from([2, 3, 4]))
+    shape = draw(shapes(min_dims=ndim, max_dims=ndim, max_side=3))
+    assume(np.prod(shape) // shape[1] >= 2)
+    x = draw(hnp.arrays(np.int64, shape, elements=st.integers(-300, 300), unique=True)) / 100
+    return np.asarray(x)
+
+
+@given(x=batchnorm_case(), training=st.booleans())
+def test_batchnorm_standardises_per_channel(x, training):
+    C = x.shape[1]
+    stats = {}
+
+    def batchnorm(t):
+        stats.update(mean=np.zeros(C), var=np.ones(C) * 2, count=np.zeros((), np.int64))
+        return ops.BatchNorm.apply(t, running_mean=stats["mean"], running_var=stats["var"],
+                                   num_batches_tracked=stats["count"], training=training)
+    check_op(batchnorm, x)
+    axes = (0,) + tuple(range(2, x.ndim))
+    out = batchnorm(tm.Tensor(x)).data
+    if training:
+        expected = (x - x.mean(axes, keepdims=True)) / np.sqrt(x.var(axes, keepdims=True) + 1e-5)
+        np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
+        m = x.size // C
+        np.testing.assert_allclose(stats["mean"], 0.1 * x.mean(axes), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(stats["var"], 0.9 * 2 + 0.1 * x.var(axes) * m / (m - 1),
+                                   rtol=1e-12)
+        assert stats["count"] == 1
+    else:
+        np.testing.assert_allclose(out, x / np.sqrt(2 + 1e-5), rtol=1e-12)
+        assert stats["count"] == 0
+
+
+@given(data=st.data())
+def test_layernorm_standardises_over_the_last_axes(data):
+    x = data.draw(arrays(shapes(min_dims=1, max_dims=3), min_value=-3, max_value=3))
+    ndim = data.draw(st.integers(1, x.ndim))
+    axes = tuple(range(x.ndim - ndim, x.ndim))
+    assume(np.all(x.var(axis=axes) > 0.01))       # a constant row's x̂ is 0/0-sensitive
+    check_op(lambda t: ops.LayerNorm.apply(t, ndim=ndim), x)
+    expected = (x - x.mean(axes, keepdims=True)) / np.sqrt(x.var(axes, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(ops.LayerNorm.apply(x, ndim=ndim).data, expected, rtol=1e-10,
+                               atol=1e-10)
+
+
+@given(x=arrays(shapes(min_side=0)), p=st.sampled_from([0.0, 0.3, 0.5, 0.9]))
+def test_dropout_zeroes_and_rescales_with_the_mask_of_its_forward(x, p):
+    tm.manual_seed(1)
+    out, G, (grad,) = backward_of(lambda t: ops.Dropout.apply(t, p=p), x)
+    tm.manual_seed(1)
+    keep = tm.get_generator().random(x.shape) >= p          # the same draw
+    np.testing.assert_allclose(out, np.where(keep, x / (1 - p), 0), rtol=1e-12)
+    np.testing.assert_allclose(grad, np.where(keep, G / (1 - p), 0), rtol=1e-12)
+    assert_backward_invariants(lambda t: ops.Dropout.apply(t, p=p), x)
+
+
 COVERED = {"Add", "Sub", "Mul", "Div", "Neg", "Pow", "Exp", "Log", "Sigmoid", "Tanh", "ReLU",
            "Softmax", "LogSoftmax", "MatMul", "Linear", "Sum", "Mean", "Max", "Reshape",
            "Transpose", "GetItem", "Abs", "Sqrt", "Clip", "AsType", "Maximum", "Minimum", "Where",
            "Min", "Var", "Std", "Flatten", "Squeeze", "Unsqueeze", "BroadcastTo", "Pad", "Stack",
-           "Concatenate"}
+           "Concatenate", "LeakyReLU", "ELU", "GELU", "Softplus", "BatchNorm", "LayerNorm",
+           "Dropout"}
 
 
 def test_every_op_in_ops_py_has_a_gradient_test_here():

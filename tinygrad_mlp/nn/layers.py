@@ -1,13 +1,16 @@
-"""Layers: Linear (the blog's Z = X·W + b), the activations, and Sequential."""
+"""Layers: Linear (the blog's Z = X·W + b), Identity, Flatten and Dropout.
+
+Activations are in nn/activations.py, normalisation in nn/normalization.py, containers
+(Sequential, ModuleList, ModuleDict) in nn/containers.py."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from tinygrad_mlp import ops
-from tinygrad_mlp._checks import integer, positive_int
+from tinygrad_mlp._checks import fail, integer, is_real, positive_int
 from tinygrad_mlp.nn import init
 from tinygrad_mlp.nn.module import Module
 from tinygrad_mlp.tensor import Tensor, get_default_dtype
@@ -60,126 +63,56 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
-class Sigmoid(Module):
-    """σ(Z) = 1 / (1 + e^−Z), the blog's activation; its derivative is a(1 − a)."""
+class Identity(Module):
+    """Returns its input unchanged (a placeholder, e.g. where a layer is optional)."""
 
-    replayable = True
-
-    def forward(self, Z: Any) -> Tensor:
-        return ops.Sigmoid.apply(Z)
-
-
-class Tanh(Module):
-    replayable = True
-
-    def forward(self, Z: Any) -> Tensor:
-        return ops.Tanh.apply(Z)
-
-
-class ReLU(Module):
-    replayable = True
-
-    def forward(self, Z: Any) -> Tensor:
-        return ops.ReLU.apply(Z)
-
-
-class Softmax(Module):
-    """exp(Z) / Σ exp(Z) along `axis`. Feed it to CrossEntropyLoss(): the loss fuses with it."""
-
-    replayable = True
-
-    def __init__(self, axis: int = -1) -> None:
-        super().__init__()
-        self.axis = integer("axis", axis, owner="Softmax")
-
-    def forward(self, Z: Any) -> Tensor:
-        return ops.Softmax.apply(Z, axis=self.axis)
-
-    def extra_repr(self) -> str:
-        return f"axis={self.axis}"
-
-
-_SAME_WIDTH = (Sigmoid, Tanh, ReLU, Softmax)   # layers whose output has their input's width
-
-
-class Sequential(Module):
-    """Layers applied in order; children are named "0", "1", … (state_dict keys "0.weight", …).
-
-        model = Sequential(Linear(64, 32), Sigmoid(), Linear(32, 10), Softmax())
-        model[0], len(model), model[:2]           # indexing, len, slicing (a Sequential)
-
-    Consecutive Linear layers must chain (out_features of one = in_features of the next); that is
-    checked here, at construction. A single list of layers is accepted too (Keras style).
-    """
-
-    replayable = True
-
-    def __init__(self, *layers: Module) -> None:
-        super().__init__()
-        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
-            layers = tuple(layers[0])
-        for layer in layers:
-            self.append(layer)
-
-    @classmethod
-    def _wrap(cls, layers: list[Module]) -> Sequential:
-        """A Sequential over existing layers, leaving their parameter names alone (slicing)."""
-        model = cls.__new__(cls)
-        Module.__init__(model)
-        for index, layer in enumerate(layers):
-            setattr(model, str(index), layer)
-        return model
-
-    def append(self, layer: Module) -> Sequential:
-        """Add a layer at the end (checked against the previous Linear); returns self."""
-        index = len(self._modules)
-        if not isinstance(layer, Module):
-            raise TypeError(f"Sequential: layer {index} must be a Module, got "
-                            f"{type(layer).__name__}")
-        self._check_chain(index, layer)
-        setattr(self, str(index), layer)
-        for name, param in layer.named_parameters(prefix=str(index)):
-            if param.name is None or name.endswith("." + param.name):
-                param.name = name    # graph drawings say "0.weight"; a shared one keeps its name
-        return self
-
-    def _check_chain(self, index: int, layer: Module) -> None:
-        if not isinstance(layer, Linear):
-            return
-        layers = list(self._modules.values())
-        for previous_index in range(index - 1, -1, -1):
-            previous = layers[previous_index]
-            if isinstance(previous, Linear):
-                if previous.out_features != layer.in_features:
-                    raise ValueError(
-                        f"Sequential: layer {index} ({layer.short_name()}) expects "
-                        f"{layer.in_features} features but layer {previous_index} "
-                        f"({previous.short_name()}) outputs {previous.out_features}")
-                return
-            if not isinstance(previous, _SAME_WIDTH):
-                return                          # a layer of unknown width: nothing to check
+    replayable = preserves_shape = True
 
     def get_config(self) -> dict[str, Any]:
         """The layers it holds now (appended ones and slices included)."""
         return {"layers": list(self._modules.values())}
 
     def forward(self, X: Any) -> Any:
-        for layer in self._modules.values():
-            X = layer(X)
         return X
 
-    def __getitem__(self, index: int | slice) -> Module | Sequential:
-        layers = list(self._modules.values())
-        if isinstance(index, slice):
-            return Sequential._wrap(layers[index])
-        try:
-            return layers[index]
-        except IndexError:
-            raise IndexError(f"Sequential index {index} out of range for {len(layers)} layers"
-                             ) from None
 
-    def __len__(self) -> int:
-        return len(self._modules)
+class Flatten(Module):
+    """Axes start_axis … end_axis merged into one; by default every axis but the batch axis,
+    so (N, C, H, W) becomes (N, C·H·W) (PyTorch's nn.Flatten)."""
 
-    def __iter__(self) -> Iterator[Module]:
-        return iter(list(self._modules.values()))
+    replayable = True
+
+    def __init__(self, start_axis: int = 1, end_axis: int = -1) -> None:
+        super().__init__()
+        self.start_axis = integer("start_axis", start_axis, owner="Flatten")
+        self.end_axis = integer("end_axis", end_axis, owner="Flatten")
+
+    def forward(self, X: Any) -> Tensor:
+        return ops.Flatten.apply(X, start_axis=self.start_axis, end_axis=self.end_axis)
+
+    def extra_repr(self) -> str:
+        return f"start_axis={self.start_axis}, end_axis={self.end_axis}"
+
+
+class Dropout(Module):
+    """Inverted dropout: in training each entry is zeroed with probability p and the rest are
+    scaled by 1/(1 − p), a new mask per call drawn from `tm.get_generator()` (so
+    `tm.manual_seed` makes it reproducible); in eval() it is the identity."""
+
+    preserves_shape = True
+    replayable = False    # a replay's first check against an eager pass would see another mask
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not is_real(p) or not 0 <= p <= 1:
+            fail("p", p, "a probability in [0, 1]", owner="Dropout")
+        self.p = float(p)
+
+    def forward(self, X: Any) -> Tensor:
+        if not self.training or self.p == 0:
+            return X if isinstance(X, Tensor) else Tensor(X)
+        return ops.Dropout.apply(X, p=self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_mlp import ops
+from tinygrad_mlp._checks import finite_real
 from tinygrad_mlp.nn.module import Module
 from tinygrad_mlp.tensor import Function, Tensor
 
@@ -318,3 +319,114 @@ def _one_hot_from_indices(name: str, indices: np.ndarray, a2: np.ndarray, axis: 
     one_hot = np.zeros(a2.shape, dtype=a2.dtype)
     np.put_along_axis(one_hot, np.expand_dims(indices, axis), 1, axis=axis)
     return one_hot
+
+
+# --- L1 and Huber ------------------------------------------------------------------------------
+
+class L1(Function):
+    """J = 1/N Σ |a2 − Y|; ∂J/∂a2 = sign(a2 − Y)/N, 0 where a2 = Y (PyTorch's subgradient)."""
+
+    rule = "J = 1/N Σ|a2 − Y| → grad_a2 = grad · sign(a2 − Y)/N"
+
+    @staticmethod
+    def forward(ctx, a2, Y):
+        diff = a2 - Y
+        ctx.sign, ctx.N = np.sign(diff), _rows(a2.shape)
+        return np.asarray(np.abs(diff).sum() / ctx.N, dtype=a2.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.sign * (grad / ctx.N), None
+
+
+class L1Loss(Module):
+    """Mean absolute error in this library's normalisation: J = 1/N Σₙ Σₖ |a2 − Y|, summed over
+    each row and averaged over the N rows (like the blog's J).
+
+    Note: PyTorch's L1Loss (and Keras's mean_absolute_error) average over all N·K entries:
+    divide this loss by K to compare. The gradient at a2 = Y is 0, as in PyTorch.
+    """
+
+    replayable = True
+
+    def forward(self, a2: Any, Y: Any) -> Tensor:
+        a2 = _prediction("L1Loss", a2)
+        return L1.apply(a2, _target("L1Loss", Y, a2.data))
+
+
+class Huber(Function):
+    """J = 1/N Σ h(a2 − Y), h(d) = ½d² for |d| ≤ δ, else δ(|d| − ½δ); ∂h/∂d = clip(d, −δ, δ)."""
+
+    rule = "J = 1/N Σ huber_δ(a2 − Y) → grad_a2 = grad · clip(a2 − Y, −δ, δ)/N"
+
+    @staticmethod
+    def forward(ctx, a2, Y, delta=1.0):
+        diff = a2 - Y
+        size = np.abs(diff)
+        ctx.slope, ctx.N = np.clip(diff, -delta, delta), _rows(a2.shape)
+        losses = np.where(size <= delta, 0.5 * diff * diff, delta * (size - 0.5 * delta))
+        return np.asarray(losses.sum() / ctx.N, dtype=a2.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.slope * (grad / ctx.N), None
+
+
+class HuberLoss(Module):
+    """Huber loss (quadratic within `delta` of the target, linear beyond) in this library's
+    normalisation: J = 1/N Σₙ Σₖ h(a2 − Y), summed over each row and averaged over the N rows.
+
+    Note: PyTorch's HuberLoss averages over all N·K entries: divide this loss by K to compare.
+    """
+
+    replayable = True
+
+    def __init__(self, delta: float = 1.0) -> None:
+        super().__init__()
+        self.delta = finite_real("delta", delta, owner="HuberLoss", low=0.0, low_open=True)
+
+    def forward(self, a2: Any, Y: Any) -> Tensor:
+        a2 = _prediction("HuberLoss", a2)
+        return Huber.apply(a2, _target("HuberLoss", Y, a2.data), delta=self.delta)
+
+    def extra_repr(self) -> str:
+        return f"delta={self.delta}"
+
+
+# --- negative log-likelihood ---------------------------------------------------------------------
+
+class NLL(Function):
+    """J = −1/N Σₙ Σₖ Y·log_probs with one-hot Y: −1/N Σₙ log_probs[n, yₙ]; ∂J/∂log_probs = −Y/N."""
+
+    rule = "J = −1/N Σₙ log_probs[n, yₙ] → grad_log_probs = −grad · Y/N"
+
+    @staticmethod
+    def forward(ctx, log_probs, Y):
+        ctx.Y, ctx.N = Y, _rows(log_probs.shape)
+        return np.asarray(-np.sum(Y * log_probs) / ctx.N, dtype=log_probs.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.Y * (grad / ctx.N), None
+
+
+class NLLLoss(Module):
+    """Negative log-likelihood of class indices under log-probabilities (N, K), e.g. the output
+    of nn.LogSoftmax: J = −1/N Σₙ log_probs[n, yₙ], with targets y of shape (N,), ints in
+    0 … K−1.
+
+    This library sums over a row and averages over the N rows (like the blog's J); a row holds
+    one term here, so this equals PyTorch's NLLLoss(reduction="mean") without class weights.
+    The input is not checked to be ≤ 0 (PyTorch does not either).
+    """
+
+    replayable = True
+
+    def forward(self, log_probs: Any, Y: Any) -> Tensor:
+        log_probs = _prediction("NLLLoss", log_probs)
+        indices = Y.data if isinstance(Y, Tensor) else np.asarray(Y)
+        if log_probs.ndim != 2 or indices.shape != log_probs.shape[:1]:
+            raise ValueError(f"NLLLoss: expected log-probabilities of shape (N, K) and class "
+                             f"indices of shape (N,); got {log_probs.shape} and {indices.shape}")
+        one_hot = _one_hot_from_indices("NLLLoss", indices, log_probs.data, axis=1)
+        return NLL.apply(log_probs, one_hot)

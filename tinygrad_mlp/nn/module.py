@@ -8,7 +8,7 @@ the `state_dict()` keys (`"0.weight"`, `"0.bias"`, …) come out in a stable ord
 from __future__ import annotations
 
 import inspect
-from typing import Any, Iterator, Mapping, NamedTuple
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
@@ -53,9 +53,16 @@ class Module:
         object.__setattr__(module, "_init_args", (args, kwargs))
         return module
 
+    # Does the output have the input's shape (activations, dropout, normalisation)? Sequential
+    # looks through such layers when it checks that consecutive Linear layers chain.
+    preserves_shape: bool = False
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_forward_hooks", {})
         object.__setattr__(self, "training", True)
 
     # --- registration ---------------------------------------------------------------------------
@@ -65,6 +72,10 @@ class Module:
         if registry is None:
             raise AttributeError(f"cannot assign {name!r} before Module.__init__() ran: call "
                                  f"super().__init__() first in {type(self).__name__}.__init__")
+        if name in self.__dict__["_buffers"]:
+            self.register_buffer(name, value, name not in self.__dict__["_non_persistent"])
+            return
+        _refuse_plain_containers(self, name, value)
         modules = self.__dict__["_modules"]
         registry.pop(name, None)
         modules.pop(name, None)
@@ -76,8 +87,29 @@ class Module:
 
     def __delattr__(self, name: str) -> None:
         self.__dict__["_parameters"].pop(name, None)
+        self.__dict__["_buffers"].pop(name, None)
         self.__dict__["_modules"].pop(name, None)
         object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, tensor: Any, persistent: bool = True) -> None:
+        """State that is not trained but belongs to the module (BatchNorm's running statistics):
+        in `state_dict` (unless persistent=False) and `buffers()`, never in `parameters()`.
+        An array is wrapped in a Tensor that keeps its dtype; None reserves the name."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_buffer: name must be a non-empty string without '.', "
+                           f"got {name!r}")
+        if name in self.__dict__["_parameters"] or name in self.__dict__["_modules"]:
+            raise KeyError(f"register_buffer: {name!r} is already a parameter or a child module "
+                           f"of {type(self).__name__}")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            if not isinstance(tensor, np.ndarray):
+                raise TypeError(f"register_buffer: {name!r} must be a Tensor, an ndarray or "
+                                f"None, got {type(tensor).__name__}")
+            tensor = Tensor(tensor, dtype=tensor.dtype)
+        self.__dict__["_buffers"][name] = tensor
+        non_persistent = self.__dict__["_non_persistent"]
+        non_persistent.discard(name) if persistent else non_persistent.add(name)
+        object.__setattr__(self, name, tensor)
 
     # --- walking the tree -----------------------------------------------------------------------
 
@@ -122,6 +154,42 @@ class Module:
         """Every parameter once, in a stable order (what an optimizer takes)."""
         return [param for _, param in self.named_parameters()]
 
+    def num_parameters(self) -> int:
+        """How many numbers training adjusts: the sizes of all parameters, a shared one once."""
+        return sum(param.data.size for param in self.parameters())
+
+    def named_buffers(self, prefix: str = "", remove_duplicate: bool = True
+                      ) -> Iterator[tuple[str, Tensor]]:
+        """(dotted name, buffer) pairs, e.g. ("0.running_mean", Tensor); None buffers skipped."""
+        seen: set[int] = set()
+        for module_name, module in self.named_modules(prefix, remove_duplicate):
+            for name, buffer in module._buffers.items():
+                if buffer is None or (remove_duplicate and id(buffer) in seen):
+                    continue
+                seen.add(id(buffer))
+                yield (f"{module_name}.{name}" if module_name else name), buffer
+
+    def buffers(self) -> list[Tensor]:
+        return [buffer for _, buffer in self.named_buffers()]
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call fn on every descendant (children first) and then on this module; returns self.
+
+            model.apply(lambda m: nn.init.he_normal(m.weight) if isinstance(m, nn.Linear) else 0)
+        """
+        for child in self._modules.values():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def register_forward_hook(self, hook: Callable[[Module, tuple, Any], Any]) -> HookHandle:
+        """Call hook(module, inputs, output) after every forward (a non-None result replaces
+        the output), as PyTorch does; `handle.remove()` takes it away again."""
+        hooks = self.__dict__["_forward_hooks"]
+        handle = HookHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
+
     # --- training helpers ------------------------------------------------------------------------
 
     def zero_grad(self) -> None:
@@ -140,14 +208,24 @@ class Module:
 
     # --- state ------------------------------------------------------------------------------------
 
+    def _named_state(self) -> Iterator[tuple[str, Tensor]]:
+        """What state_dict holds: each module's parameters, then its persistent buffers."""
+        for module_name, module in self.named_modules(remove_duplicate=False):
+            prefix = f"{module_name}." if module_name else ""
+            for name, param in module._parameters.items():
+                yield prefix + name, param
+            for name, buffer in module._buffers.items():
+                if buffer is not None and name not in module._non_persistent:
+                    yield prefix + name, buffer
+
     def state_dict(self) -> dict[str, np.ndarray]:
-        """{dotted name: a copy of the parameter's array}, e.g. {"0.weight": (D, M) array, …}."""
-        return {name: param.data.copy()
-                for name, param in self.named_parameters(remove_duplicate=False)}
+        """{dotted name: a copy of the array}, e.g. {"0.weight": (D, M) array, …}: parameters
+        and buffers (BatchNorm's "1.running_mean", …), in PyTorch's order."""
+        return {name: tensor.data.copy() for name, tensor in self._named_state()}
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True
                         ) -> IncompatibleKeys:
-        """Copy arrays into the parameters, in place (optimizers keep their references).
+        """Copy arrays into the parameters and buffers, in place (optimizers keep their references).
 
         Every key, shape and dtype is checked before anything is assigned, so a failed load
         leaves the model exactly as it was. `strict=False` skips missing and unexpected keys
@@ -156,7 +234,7 @@ class Module:
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"load_state_dict expects a mapping of name -> array, got "
                             f"{type(state_dict).__name__}")
-        params = dict(self.named_parameters(remove_duplicate=False))
+        params = dict(self._named_state())
         missing = [key for key in params if key not in state_dict]
         unexpected = [key for key in state_dict if key not in params]
         problems = []
@@ -235,7 +313,14 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        output = self.forward(*args, **kwargs)
+        hooks = self.__dict__.get("_forward_hooks")
+        if hooks:
+            for hook in list(hooks.values()):
+                result = hook(self, args, output)
+                if result is not None:
+                    output = result
+        return output
 
     # --- repr -------------------------------------------------------------------------------------
 
@@ -253,3 +338,28 @@ class Module:
         extra = self.extra_repr()
         head = f"{type(self).__name__}({extra}\n" if extra else f"{type(self).__name__}(\n"
         return head + "\n".join(lines) + "\n)"
+
+
+class HookHandle:
+    """What `register_forward_hook` returns: `remove()` unregisters the hook."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict) -> None:
+        self.hooks, self.id = hooks, HookHandle._next_id
+        HookHandle._next_id += 1
+
+    def remove(self) -> None:
+        self.hooks.pop(self.id, None)
+
+
+def _refuse_plain_containers(module: Module, name: str, value: Any) -> None:
+    """A list, tuple or dict holding Modules is not registered, so its layers would silently
+    never train nor be saved: refuse it, naming the containers that do register."""
+    if isinstance(value, (list, tuple, dict)):
+        items = value.values() if isinstance(value, dict) else value
+        if any(isinstance(item, Module) for item in items):
+            wrapper = "nn.ModuleDict({...})" if isinstance(value, dict) else "nn.ModuleList([...])"
+            raise TypeError(f"{type(module).__name__}.{name}: a plain {type(value).__name__} of "
+                            f"Modules is not registered, so its parameters would never train "
+                            f"nor be saved; assign self.{name} = {wrapper} instead")

@@ -1,4 +1,5 @@
-"""The built-in Functions, one module per kind: elementwise, activations, matmul, reductions, shape.
+"""The built-in Functions, one module per kind: elementwise, activations, matmul, reductions,
+shape, normalization, regularization.
 
 Each op's backward sits right below its forward, and its `rule` (one line: the local derivative
 its backward applies) sits right above them; `viz.explain` prints it. Backward receives `grad`,
@@ -9,15 +10,19 @@ input: the chain rule, one link at a time. Broadcasting is undone by the engine 
 
 from tinygrad_mlp.ops.elementwise import (Abs, Add, AsType, Clip, Div, Exp, Log, Maximum, Minimum,
                                           Mul, Neg, Pow, Sqrt, Sub, Where)
-from tinygrad_mlp.ops.activations import LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from tinygrad_mlp.ops.activations import (ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid,
+                                          Softmax, Softplus, Tanh)
 from tinygrad_mlp.ops.matmul import Linear, MatMul
 from tinygrad_mlp.ops.reductions import Max, Mean, Min, Std, Sum, Var, argmax, argmin
+from tinygrad_mlp.ops.normalization import BatchNorm, LayerNorm
+from tinygrad_mlp.ops.regularization import Dropout
 from tinygrad_mlp.ops.shape import (BroadcastTo, Concatenate, Flatten, GetItem, Pad, Reshape,
                                     Squeeze, Stack, Transpose, Unsqueeze)
 
 __all__ = ["Add", "Sub", "Mul", "Div", "Neg", "Pow", "Exp", "Log", "Abs", "Sqrt", "Clip",
            "AsType", "Maximum", "Minimum", "Where",
-           "Sigmoid", "Tanh", "ReLU", "Softmax", "LogSoftmax", "MatMul", "Linear",
+           "Sigmoid", "Tanh", "ReLU", "Softmax", "LogSoftmax", "LeakyReLU", "ELU", "GELU",
+           "Softplus", "MatMul", "Linear", "BatchNorm", "LayerNorm", "Dropout",
            "Sum", "Mean", "Max", "Min", "Var", "Std", "argmax", "argmin",
            "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "BroadcastTo", "Pad",
            "GetItem", "Stack", "Concatenate"]

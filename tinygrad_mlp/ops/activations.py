@@ -1,8 +1,10 @@
-"""Activations: sigmoid, tanh, ReLU, softmax and log-softmax, each stable for any finite input."""
+"""Activations: sigmoid, tanh, ReLU, softmax, log-softmax, leaky ReLU, ELU, GELU and softplus,
+each stable for any finite input."""
 
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -14,6 +16,12 @@ from tinygrad_mlp.tensor import Function
 def _exp_limit(dtype: np.dtype) -> float:
     """The most negative x whose e^-x still fits in `dtype` (−88 float32, −709 float64)."""
     return -float(np.floor(np.log(np.finfo(dtype).max)))
+
+
+def _stable_sigmoid(x: np.ndarray) -> np.ndarray:
+    """σ(x) from e^-|x| ∈ (0, 1], which cannot overflow: 1/(1 + e^-x) or e^x/(1 + e^x)."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1, e) / (1 + e)
 
 
 class Sigmoid(Function):
@@ -33,8 +41,7 @@ class Sigmoid(Function):
             out += 1
             np.reciprocal(out, out=out)
         else:
-            e = np.exp(-np.abs(x))                        # in (0, 1]: cannot overflow
-            out = np.where(x >= 0, 1, e) / (1 + e)        # 1/(1+e^-x) or e^x/(1+e^x)
+            out = _stable_sigmoid(x)
         ctx.out = out
         return out
 
@@ -115,3 +122,84 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, grad):
         return grad - np.exp(ctx.out) * grad.sum(axis=ctx.axis, keepdims=True)
+
+
+class LeakyReLU(Function):
+    """x for x > 0, negative_slope·x otherwise; at exactly 0 the gradient is negative_slope
+    (PyTorch's choice)."""
+
+    rule = "a = max(Z, s·Z) → grad · (1 if Z > 0 else s)"
+
+    @staticmethod
+    def forward(ctx, x, negative_slope=0.01):
+        ctx.slope = np.where(x > 0, x.dtype.type(1), x.dtype.type(negative_slope))
+        return x * ctx.slope
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.slope
+
+
+class ELU(Function):
+    """x for x > 0, α(e^x − 1) otherwise; at exactly 0 the gradient is α (PyTorch's choice)."""
+
+    rule = "a = ELU(Z) → grad · (1 if Z > 0 else a + α)"
+
+    @staticmethod
+    def forward(ctx, x, alpha=1.0):
+        ctx.positive, ctx.alpha = x > 0, x.dtype.type(alpha)
+        ctx.out = np.where(ctx.positive, x, ctx.alpha * np.expm1(np.minimum(x, 0)))
+        return ctx.out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * np.where(ctx.positive, 1, ctx.out + ctx.alpha)
+
+
+_erf = np.frompyfunc(math.erf, 1, 1)   # numpy has no erf; math.erf is the C library's
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+
+
+class GELU(Function):
+    """x·Φ(x), Φ the standard normal CDF (approximate="none", via erf), or PyTorch's tanh
+    approximation ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (approximate="tanh")."""
+
+    rule = "a = Z·Φ(Z) → grad · (Φ(Z) + Z·φ(Z))"
+
+    @staticmethod
+    def forward(ctx, x, approximate="none"):
+        ctx.x, ctx.approximate = x, approximate
+        if approximate == "tanh":
+            ctx.tanh = np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))
+            return 0.5 * x * (1 + ctx.tanh)
+        if approximate != "none":
+            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        ctx.cdf = 0.5 * (1 + np.asarray(_erf(x / math.sqrt(2)), dtype=x.dtype))
+        return x * ctx.cdf
+
+    @staticmethod
+    def backward(ctx, grad):
+        x = ctx.x
+        if ctx.approximate == "tanh":
+            inner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+            return grad * (0.5 * (1 + ctx.tanh) + 0.5 * x * (1 - ctx.tanh ** 2) * inner)
+        density = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        return grad * (ctx.cdf + x * density)
+
+
+class Softplus(Function):
+    """log(1 + e^(βx))/β, computed stably; where βx > threshold it is x itself (PyTorch's
+    Softplus(beta=1, threshold=20), so the two agree to the last bit)."""
+
+    rule = "a = log(1 + e^Z) → grad · σ(Z)"
+
+    @staticmethod
+    def forward(ctx, x, beta=1.0, threshold=20.0):
+        scaled = x * x.dtype.type(beta)
+        ctx.linear, ctx.scaled = scaled > threshold, scaled
+        smooth = (np.maximum(scaled, 0) + np.log1p(np.exp(-np.abs(scaled)))) / beta
+        return np.where(ctx.linear, x, smooth.astype(x.dtype))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * np.where(ctx.linear, 1, _stable_sigmoid(ctx.scaled))
