@@ -273,7 +273,8 @@ def _twin(kind: str, **arguments: Callable[[Any], Any]) -> Callable[[Any, Any], 
 
 def _copy(torch: Any, target: Any, values: np.ndarray) -> None:
     with torch.no_grad():
-        target.copy_(torch.from_numpy(np.ascontiguousarray(values)).to(target.dtype))
+        # (np.array, not np.ascontiguousarray: that turns a 0-d count into shape (1,))
+        target.copy_(torch.from_numpy(np.array(values, order="C")).to(target.dtype))
 
 
 _TORCH: dict[str, Callable[[Any, Any], Any]] = {
