@@ -70,6 +70,10 @@ class Sequential(Module):
             if not previous.preserves_shape:
                 return                          # a layer of unknown width: nothing to check
 
+    def get_config(self) -> dict[str, Any]:
+        """The layers it holds now (appended ones and slices included)."""
+        return {"layers": list(self._modules.values())}
+
     def forward(self, X: Any) -> Any:
         for layer in self._modules.values():
             X = layer(X)
@@ -113,6 +117,10 @@ class ModuleList(Module):
         super().__init__()
         if modules is not None:
             self.extend(modules)
+
+    def get_config(self) -> dict[str, Any]:
+        """The modules it holds now (appended and inserted ones included)."""
+        return {"modules": list(self._modules.values())}
 
     def _renumber(self, modules: list[Module]) -> None:
         for name in list(self._modules):
@@ -179,6 +187,10 @@ class ModuleDict(Module):
         super().__init__()
         if modules is not None:
             self.update(modules)
+
+    def get_config(self) -> dict[str, Any]:
+        """The modules it holds now, under their keys."""
+        return {"modules": dict(self._modules)}
 
     def __setitem__(self, key: str, module: Module) -> None:
         if not isinstance(key, str) or not key or "." in key:

@@ -68,10 +68,6 @@ class Identity(Module):
 
     replayable = preserves_shape = True
 
-    def get_config(self) -> dict[str, Any]:
-        """The layers it holds now (appended ones and slices included)."""
-        return {"layers": list(self._modules.values())}
-
     def forward(self, X: Any) -> Any:
         return X
 

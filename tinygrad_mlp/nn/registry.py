@@ -50,7 +50,8 @@ def register(cls: T | None = None, *, name: str | None = None) -> T | Callable[[
 
 def register_builtin(cls: type) -> None:
     """Called for each Module subclass defined in tinygrad_mlp (by Module.__init_subclass__)."""
-    if cls.__module__.startswith("tinygrad_mlp.") and "<locals>" not in cls.__qualname__:
+    if (cls.__module__.startswith("tinygrad_mlp.") and "<locals>" not in cls.__qualname__
+            and not cls.__name__.startswith("_")):      # a private base such as _BatchNorm
         _add(cls.__name__, cls)
 
 
