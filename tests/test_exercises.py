@@ -2,6 +2,7 @@
 names their mistake, and files that cannot be graded give one clear line."""
 
 import pathlib
+import re
 import textwrap
 
 import pytest
@@ -181,3 +182,15 @@ def test_check_takes_the_solution_itself_from_python():
     N = feedback.example["a2"].shape[0]
     assert N == 2                                            # shrunk: the smallest N that shows it
     assert (feedback.received == N * feedback.expected).all()
+
+
+def test_the_readme_shows_what_check_prints(tmp_path, capsys):
+    readme = (SOLUTIONS.parents[1] / "README.md").read_text(encoding="utf-8")
+    command = "$ tinygrad-mlp exercise check mse mse.py\n"
+    shown = readme[readme.index(command) + len(command):]
+    shown = shown[:shown.index("```")]
+    path = tmp_path / "mse.py"
+    path.write_text("def mse_grad(a2, Y):\n    return a2 - Y\n", encoding="utf-8")
+    assert main(["exercise", "check", "mse", str(path)]) == 1
+    tried = re.compile(r"\(\d+ inputs tried\)")          # the count depends on hypothesis
+    assert tried.sub("(…)", capsys.readouterr().out) == tried.sub("(…)", shown)
