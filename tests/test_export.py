@@ -167,3 +167,35 @@ def test_to_torch_refuses_what_it_cannot_translate():
         tm.export.to_torch(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), Doubler()))
     with pytest.raises(TypeError, match="to_torch: expected an nn.Module, got list"):
         tm.export.to_torch([nn.ReLU()])
+
+
+def test_the_ddp_example_continues_training_the_exported_module(tmp_path, monkeypatch, capsys):
+    """examples/ddp_digits.py, as one process of a DDP group (torchrun would start several)."""
+    torch = pytest.importorskip("torch")
+    import importlib.util
+    import pathlib
+    import socket
+
+    model, _ = digits_model()
+    tm.save_model(model, tmp_path / "digits.npz")
+    with socket.socket() as probe:                      # a free port on the loopback interface
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for key, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": "0",
+                       "WORLD_SIZE": "1"}.items():
+        monkeypatch.setenv(key, value)
+    path = pathlib.Path(__file__).parent.parent / "examples" / "ddp_digits.py"
+    spec = importlib.util.spec_from_file_location("ddp_digits", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                            # as torchrun does (OMP_NUM_THREADS=1)
+    try:
+        example.main(str(tmp_path / "digits.npz"), epochs=2)
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    losses = [float(line.split("loss ")[1].split()[0]) for line in out.splitlines()
+              if line.startswith("epoch")]
+    assert len(losses) == 2 and losses[1] < losses[0]
+    assert float(out.rsplit("digits: ", 1)[1]) > 0.9
