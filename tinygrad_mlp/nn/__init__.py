@@ -9,6 +9,7 @@ losses, initialisers, gradient clipping (nn.utils) and nn.summary.
 from tinygrad_mlp.nn import init, utils
 from tinygrad_mlp.nn.activations import (ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax,
                                          Softplus, Tanh)
+from tinygrad_mlp.nn.conv import AvgPool2d, Conv2d, MaxPool2d
 from tinygrad_mlp.nn.containers import ModuleDict, ModuleList, Sequential
 from tinygrad_mlp.nn.layers import Dropout, Flatten, Identity, Linear
 from tinygrad_mlp.nn.losses import (BCELoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss,
@@ -20,6 +21,7 @@ from tinygrad_mlp.nn.summary import summary
 
 __all__ = ["Module", "IncompatibleKeys", "HookHandle", "Linear", "Identity", "Flatten", "Dropout",
            "Sigmoid", "Tanh", "ReLU", "Softmax", "LogSoftmax", "LeakyReLU", "ELU", "GELU",
-           "Softplus", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Sequential", "ModuleList",
-           "ModuleDict", "MSELoss", "BCELoss", "CrossEntropyLoss", "L1Loss", "HuberLoss",
-           "NLLLoss", "init", "utils", "summary", "register"]
+           "Softplus", "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d",
+           "LayerNorm", "Sequential", "ModuleList", "ModuleDict", "MSELoss", "BCELoss",
+           "CrossEntropyLoss", "L1Loss", "HuberLoss", "NLLLoss", "init", "utils", "summary",
+           "register"]

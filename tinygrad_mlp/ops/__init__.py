@@ -1,5 +1,5 @@
 """The built-in Functions, one module per kind: elementwise, activations, matmul, reductions,
-shape, normalization, regularization.
+shape, normalization, regularization, image.
 
 Each op's backward sits right below its forward, and its `rule` (one line: the local derivative
 its backward applies) sits right above them; `viz.explain` prints it. Backward receives `grad`,
@@ -18,6 +18,7 @@ from tinygrad_mlp.ops.normalization import BatchNorm, LayerNorm
 from tinygrad_mlp.ops.regularization import Dropout
 from tinygrad_mlp.ops.shape import (BroadcastTo, Concatenate, Flatten, GetItem, Pad, Reshape,
                                     Squeeze, Stack, Transpose, Unsqueeze)
+from tinygrad_mlp.ops.image import AvgPool2d, Conv2d, MaxPool2d
 
 __all__ = ["Add", "Sub", "Mul", "Div", "Neg", "Pow", "Exp", "Log", "Abs", "Sqrt", "Clip",
            "AsType", "Maximum", "Minimum", "Where",
@@ -25,4 +26,5 @@ __all__ = ["Add", "Sub", "Mul", "Div", "Neg", "Pow", "Exp", "Log", "Abs", "Sqrt"
            "Softplus", "MatMul", "Linear", "BatchNorm", "LayerNorm", "Dropout",
            "Sum", "Mean", "Max", "Min", "Var", "Std", "argmax", "argmin",
            "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "BroadcastTo", "Pad",
-           "GetItem", "Stack", "Concatenate"]
+           "GetItem", "Stack", "Concatenate",
+           "Conv2d", "MaxPool2d", "AvgPool2d"]

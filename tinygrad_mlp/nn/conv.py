@@ -1,0 +1,112 @@
+"""Convolution and pooling layers on (N, C, H, W) batches, in PyTorch's layout and init.
+
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+    model(X).shape            # X (N, 1, 28, 28) → (N, 16, 14, 14)
+
+Constructor arguments are ints or pairs of ints (lists or tuples), so a model file can record
+them as JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tinygrad_mlp import ops
+from tinygrad_mlp.nn import init
+from tinygrad_mlp.nn.module import Module
+from tinygrad_mlp.ops.image import pair, pool_arguments
+from tinygrad_mlp.tensor import Tensor, get_default_dtype
+
+
+def _shape_of(X: Any) -> tuple[int, ...]:
+    return np.shape(X.data if isinstance(X, Tensor) else X)
+
+
+class Conv2d(Module):
+    """2-D convolution: (N, in_channels, H, W) → (N, out_channels, OH, OW).
+
+    weight (out_channels, in_channels, kh, kw) and bias (out_channels,) start as PyTorch's do:
+    U(−1/√fan_in, 1/√fan_in) with fan_in = in_channels·kh·kw (its kaiming-uniform with a = √5),
+    drawn from the generator `tm.manual_seed` seeds. OH = (H + 2·padding − kh) // stride + 1.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+                 bias: bool = True, dtype: Any = None) -> None:
+        super().__init__()
+        self.in_channels = pair("Conv2d", "in_channels", in_channels, 1)[0]
+        self.out_channels = pair("Conv2d", "out_channels", out_channels, 1)[0]
+        self.kernel_size = pair("Conv2d", "kernel_size", kernel_size, 1)
+        self.stride = pair("Conv2d", "stride", stride, 1)
+        self.padding = pair("Conv2d", "padding", padding, 0)
+        dtype = np.dtype(get_default_dtype() if dtype is None else dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"Conv2d: dtype must be a float dtype, got {dtype}")
+        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        self.weight = Tensor(np.empty(shape, dtype=dtype), requires_grad=True, name="weight")
+        self.bias = (Tensor(np.empty(self.out_channels, dtype=dtype), requires_grad=True,
+                            name="bias") if bias else None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """PyTorch's init: weight and bias uniform in ±1/√(in_channels·kh·kw)."""
+        bound = 1.0 / math.sqrt(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
+        init.uniform(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform(self.bias, -bound, bound)
+
+    def forward(self, X: Any) -> Tensor:
+        shape = _shape_of(X)
+        if len(shape) != 4 or shape[1] != self.in_channels:
+            raise ValueError(f"{self.short_name()} expected input of shape (N, "
+                             f"{self.in_channels}, H, W), got {shape}")
+        inputs = (X, self.weight) if self.bias is None else (X, self.weight, self.bias)
+        return ops.Conv2d.apply(*inputs, stride=self.stride, padding=self.padding)
+
+    def short_name(self) -> str:
+        return f"Conv2d({self.in_channels} -> {self.out_channels})"
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
+
+
+class MaxPool2d(Module):
+    """The maximum of each kernel_size window (padding counts as −inf): (N, C, H, W) in.
+    stride defaults to the kernel size; padding may be at most half the kernel."""
+
+    def __init__(self, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = pool_arguments(
+            "MaxPool2d", kernel_size, stride, padding)
+
+    def forward(self, X: Any) -> Tensor:
+        return ops.MaxPool2d.apply(X, kernel_size=self.kernel_size, stride=self.stride,
+                                   padding=self.padding)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool2d(Module):
+    """The mean of each kernel_size window (padded zeros count, as in PyTorch's default).
+    Arguments as MaxPool2d's."""
+
+    def __init__(self, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = pool_arguments(
+            "AvgPool2d", kernel_size, stride, padding)
+
+    def forward(self, X: Any) -> Tensor:
+        return ops.AvgPool2d.apply(X, kernel_size=self.kernel_size, stride=self.stride,
+                                   padding=self.padding)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
