@@ -208,3 +208,100 @@ def test_the_default_dtype_is_one_for_all_threads():
     finally:
         tm.set_default_dtype(np.float32)
     assert seen == [np.float64]
+
+
+# --- a layer computes in its parameters' dtype ------------------------------------------------
+
+def test_a_float64_batch_does_not_upcast_a_float32_model_or_its_loss():
+    model = nn.Sequential(nn.Linear(2, 3), nn.Sigmoid(), nn.Linear(3, 2), nn.Softmax())
+    X = np.random.default_rng(0).standard_normal((5, 2))           # float64
+    output = model(X)
+    J = nn.CrossEntropyLoss()(output, np.eye(2)[[0, 1, 0, 1, 1]])
+    assert output.dtype == np.float32 and J.dtype == np.float32
+    J.backward()
+    assert all(p.grad.dtype == np.float32 for p in model.parameters())
+    np.testing.assert_allclose(output.data, model(X.astype(np.float32)).data)
+
+
+def test_a_float64_tensor_is_cast_and_its_gradient_comes_back_in_float64():
+    layer = nn.Linear(2, 1)
+    X = tm.Tensor(np.ones((3, 2)), requires_grad=True, dtype=np.float64)
+    Z = layer(X)
+    assert Z.dtype == np.float32
+    Z.sum().backward()
+    assert X.grad.dtype == np.float64
+    np.testing.assert_allclose(X.grad, np.tile(layer.weight.data.T, (3, 1)), rtol=1e-6)
+
+
+# --- switches that nothing else exercised ------------------------------------------------------
+
+def test_enable_grad_records_again_inside_no_grad_and_restores_it_after():
+    x = tm.Tensor([1.0, 2.0], requires_grad=True)
+    with tm.no_grad():
+        assert (x * x).requires_grad is False
+        with tm.enable_grad():
+            assert tm.is_grad_enabled()
+            y = (x * x).sum()
+        assert not tm.is_grad_enabled()
+    with tm.enable_grad():                               # already on: stays on
+        assert tm.is_grad_enabled()
+    assert tm.is_grad_enabled()
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0])
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_evaluate_puts_the_model_back_in_the_mode_it_was_in(mode):
+    model = nn.Sequential(nn.Linear(2, 2), nn.Softmax())
+    seen = []
+
+    class Spy(nn.Module):
+        def forward(self, X):
+            seen.append(self.training)
+            return X
+
+    model = nn.Sequential(model, Spy())
+    model.train(mode)
+    tm.evaluate(model, np.ones((4, 2), np.float32), np.array([0, 1, 0, 1]),
+                nn.CrossEntropyLoss())
+    assert seen and not any(seen)                        # evaluated in eval mode ...
+    assert model.training is mode and all(m.training is mode for m in model.modules())
+
+
+def test_testing_draws_the_upstream_gradient_from_hypothesis_so_a_failure_shrinks():
+    from hypothesis import given, settings, strategies as st
+    from tinygrad_mlp.testing import assert_gradients_match
+
+    class SignBlind(tm.Function):
+        """2x, whose backward forgets the sign of the upstream gradient."""
+
+        @staticmethod
+        def forward(ctx, x):
+            return 2 * x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return 2 * np.abs(grad)
+
+    failing = []
+
+    @settings(max_examples=50, database=None, derandomize=True)
+    @given(st.data())
+    def check(data):
+        try:
+            assert_gradients_match(SignBlind.apply, np.array([0.5]), data=data)
+        except AssertionError:
+            failing.append(data)
+            raise
+
+    assert_gradients_match(SignBlind.apply, np.array([0.5]))   # seed 0's G > 0: passes
+    with pytest.raises(AssertionError, match="gradient"):
+        check()
+    assert failing
+
+
+def test_a_one_hot_row_with_nan_is_reported_as_not_a_number():
+    Y = np.eye(2, dtype=np.float32)[[0, 1, 0]]
+    Y[1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"target nan at position \(1, 0\) is not a number"):
+        nn.CrossEntropyLoss()(tm.Tensor(np.full((3, 2), 0.5, np.float32)), Y)

@@ -550,3 +550,28 @@ def test_readme_tutorial_snippets_print_the_output_shown(tmp_path, monkeypatch, 
         for ours, theirs in zip(NUMBER.findall(printed), NUMBER.findall(shown)):
             assert float(ours) == pytest.approx(float(theirs), rel=1e-3, abs=5e-3), code
     assert png_size(tmp_path / "docs" / "weights.png") == (480, 480)
+
+
+@pytest.mark.parametrize("output, loss, fused", [
+    (nn.Sigmoid(), nn.MSELoss(), False), (nn.Sigmoid(), nn.BCELoss(), True),
+    (nn.Softmax(), nn.CrossEntropyLoss(), True)])
+def test_a_loss_rule_uses_the_names_of_its_own_nodes_on_a_three_layer_net(output, loss, fused):
+    tm.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.Sigmoid(), nn.Linear(3, 3), nn.Sigmoid(),
+                          nn.Linear(3, 2), output)
+    J = loss(model(np.random.default_rng(0).random((2, 4))), np.eye(2, dtype=np.float32))
+    first = viz.backward_steps(J)[0]
+    assert first.inputs[0] == ("Z3" if fused else "a3")
+    assert "(a3 − Y)/N" in first.rule and "a2" not in first.rule, first.rule
+    assert ("grad_Z3" if fused else "grad_a3") in first.rule
+
+
+def test_dot_edges_point_from_each_input_to_the_op_that_uses_it():
+    X = tm.Tensor(np.ones((4, 3)), name="X")
+    W = tm.Tensor(np.ones((3, 2)), requires_grad=True, name="W")
+    J = (X @ W).sigmoid().sum()
+    nodes, _, edges = parse_dot(viz.to_dot(J))
+    first = {node: label.split("\n")[0] for node, label in nodes.items()}
+    drawn = {(first[a], first[b]) for a, b in edges}
+    assert drawn == {("X (input)", "Z1 = MatMul"), ("W", "Z1 = MatMul"),
+                     ("Z1 = MatMul", "a1 = Sigmoid"), ("a1 = Sigmoid", "J = Sum")}

@@ -14,7 +14,7 @@ large inputs.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -27,14 +27,15 @@ class GradcheckError(AssertionError):
 
 
 def gradcheck(fn: Callable[..., Tensor], *tensors: Tensor, eps: float = 1e-6, atol: float = 1e-5,
-              rtol: float = 1e-3, fast: bool = False, seed: int = 0) -> bool:
+              rtol: float = 1e-3, fast: bool = False, seed: int = 0,
+              upstream: Any = None) -> bool:
     """Check the gradients of `fn(*tensors)` against central differences; True or GradcheckError.
 
     fn: takes the tensors, returns a Tensor of any shape. Only tensors with requires_grad are
     checked; the others are passed as constants. Both sides run in float64 on copies, so the
-    inputs are never modified. The upstream gradient G is drawn from `seed` (its own generator,
-    not `tm.get_generator()`). `fast=True` compares one random direction per input instead of
-    every entry. Raises ValueError for a bad argument (no tensor requiring grad, eps <= 0, fn not
+    inputs are never modified. The upstream gradient G is `upstream` (an array of the output's
+    shape) or else drawn from `seed` (its own generator, not `tm.get_generator()`). `fast=True`
+    compares one random direction per input instead of every entry. Raises ValueError for a bad argument (no tensor requiring grad, eps <= 0, fn not
     returning a Tensor).
     """
     if not eps > 0:
@@ -50,7 +51,9 @@ def gradcheck(fn: Callable[..., Tensor], *tensors: Tensor, eps: float = 1e-6, at
     inputs = [Tensor(t.data.astype(np.float64), requires_grad=t.requires_grad) for t in tensors]
 
     out = _call(fn, inputs)
-    G = rng.standard_normal(out.shape)
+    G = rng.standard_normal(out.shape) if upstream is None else np.asarray(upstream, np.float64)
+    if G.shape != out.shape:
+        raise ValueError(f"gradcheck: upstream has shape {G.shape}, the output {out.shape}")
     if out.requires_grad:
         out.backward(G)
 

@@ -1,12 +1,13 @@
 """Hypothesis strategies and assertions to property-test your own ops (needs the `test` extra).
 
 Testing a custom Function takes a few lines: draw inputs, check the gradients against finite
-differences (in float64, with a random upstream gradient), and check that backward neither
-mutates nor aliases anything.
+differences (in float64, with an upstream gradient hypothesis draws too, so a failure shrinks
+to simple inputs and a simple gradient), and check that backward neither mutates nor aliases
+anything.
 
 >>> import numpy as np
 >>> import tinygrad_mlp as tm
->>> from hypothesis import given
+>>> from hypothesis import given, strategies as st
 >>> from tinygrad_mlp.testing import arrays, assert_backward_invariants, assert_gradients_match
 >>> class Cube(tm.Function):
 ...     @staticmethod
@@ -16,10 +17,10 @@ mutates nor aliases anything.
 ...     @staticmethod
 ...     def backward(ctx, grad):
 ...         return grad * 3 * ctx.x ** 2
->>> @given(arrays(min_value=-3, max_value=3))
-... def test_cube(x):
-...     assert_gradients_match(Cube.apply, x)
-...     assert_backward_invariants(Cube.apply, x)
+>>> @given(arrays(min_value=-3, max_value=3), st.data())
+... def test_cube(x, data):
+...     assert_gradients_match(Cube.apply, x, data=data)
+...     assert_backward_invariants(Cube.apply, x, data=data)
 >>> test_cube()
 
 Importing `tinygrad_mlp` does not import hypothesis; `import tinygrad_mlp.testing` does.
@@ -42,7 +43,7 @@ except ModuleNotFoundError as error:
                               "'.[test]')", name="hypothesis") from None
 
 from tinygrad_mlp.gradcheck import gradcheck
-from tinygrad_mlp.tensor import Tensor, graph_size
+from tinygrad_mlp.tensor import Tensor, graph_size, no_grad
 
 __all__ = ["arrays", "tied_arrays", "shapes", "broadcastable_shapes", "axes", "mlp_shapes",
            "networks",
@@ -156,20 +157,38 @@ def _representable_bounds(low: float, high: float, dtype: np.dtype) -> tuple[flo
 
 # --- assertions ------------------------------------------------------------------------------
 
+def _upstream(data: Any, fn: Callable[..., Tensor], tensors: list[Tensor], dtype: Any,
+              seed: int) -> np.ndarray:
+    """The upstream gradient G for `fn(*tensors)`: drawn by hypothesis from `data` (the calling
+    test's `st.data()`, so a failing case shrinks to a simple G), else from `seed`."""
+    with no_grad():
+        shape = fn(*[Tensor(t.data) for t in tensors]).shape
+    if data is None:
+        return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    magnitude = st.floats(0.125, 2.0, width=8 * np.dtype(dtype).itemsize)   # never 0: a zero
+    elements = st.one_of(magnitude, magnitude.map(lambda v: -v))         # G hides any bug
+    return data.draw(hnp.arrays(dtype, shape, elements=elements), label="upstream gradient G")
+
+
 def assert_gradients_match(fn: Callable[..., Tensor], *arrays: Any, eps: float = 1e-6,
                            atol: float = 1e-5, rtol: float = 1e-3, fast: bool = False,
-                           seed: int = 0) -> None:
+                           seed: int = 0, data: Any = None) -> None:
     """Every input of `fn` gets the gradient finite differences say it should.
 
-    Wraps each array in a Tensor requiring grad and runs `tm.gradcheck` (float64, random upstream
-    gradient drawn from `seed`); raises `tm.GradcheckError` (an AssertionError) on a mismatch.
+    Wraps each array in a Tensor requiring grad and runs `tm.gradcheck` in float64 with an
+    upstream gradient G drawn by hypothesis from `data` when the test passes its `st.data()`
+    (then a failure shrinks to a simple G as well as simple inputs), else from `seed`. Raises
+    `tm.GradcheckError` (an AssertionError) on a mismatch.
     """
     tensors = [Tensor(np.array(a, dtype=np.float64), requires_grad=True) for a in arrays]
-    gradcheck(fn, *tensors, eps=eps, atol=atol, rtol=rtol, fast=fast, seed=seed)
+    G = _upstream(data, fn, tensors, np.float64, seed)
+    gradcheck(fn, *tensors, eps=eps, atol=atol, rtol=rtol, fast=fast, seed=seed, upstream=G)
 
 
-def assert_backward_invariants(fn: Callable[..., Tensor], *arrays: Any, seed: int = 0) -> None:
-    """One forward and backward of `fn` with a random upstream gradient G, then check that:
+def assert_backward_invariants(fn: Callable[..., Tensor], *arrays: Any, seed: int = 0,
+                               data: Any = None) -> None:
+    """One forward and backward of `fn` with an upstream gradient G (drawn from `data`, the
+    test's `st.data()`, when given, else from `seed`), then check that:
     the inputs and G are unchanged; each gradient has its input's shape and dtype; no gradient
     shares memory with another, with G, with an input or with the output; the graph is freed.
     Float arrays keep their dtype (so float32 is checked as float32); others become float64.
@@ -181,7 +200,7 @@ def assert_backward_invariants(fn: Callable[..., Tensor], *arrays: Any, seed: in
     out = fn(*tensors)
     if not isinstance(out, Tensor):
         raise AssertionError(f"fn must return a Tensor, got {type(out).__name__}")
-    G = np.random.default_rng(seed).standard_normal(out.shape).astype(out.dtype)
+    G = _upstream(data, fn, tensors, out.dtype, seed)
     G_original = G.copy()
     out.backward(G)
 

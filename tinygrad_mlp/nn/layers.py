@@ -12,7 +12,7 @@ import numpy as np
 from tinygrad_mlp import ops
 from tinygrad_mlp._checks import fail, integer, is_real, positive_int
 from tinygrad_mlp.nn import init
-from tinygrad_mlp.nn.module import Module
+from tinygrad_mlp.nn.module import Module, cast_input
 from tinygrad_mlp.tensor import Tensor, get_default_dtype
 
 
@@ -46,7 +46,8 @@ class Linear(Module):
             init.zeros(self.bias)
 
     def forward(self, X: Any) -> Tensor:
-        shape = np.shape(X.data if isinstance(X, Tensor) else X)
+        X = cast_input(X, self.weight.data.dtype)        # computes in the weight's dtype
+        shape = X.shape
         if not shape or shape[-1] != self.in_features:
             raise ValueError(f"{self.short_name()} expected input of shape (..., "
                              f"{self.in_features}), got {shape} (weight shape "

@@ -288,8 +288,10 @@ class CrossEntropyLoss(Module):
             negative = np.flatnonzero(~(array >= 0))
             if negative.size:
                 bad = int(negative[0])
-                raise ValueError(f"{name}: target {array.flat[bad].item()!r} at position "
-                                 f"{_position(bad, array.shape)} is negative; one-hot rows "
+                value = array.flat[bad].item()
+                what = "is not a number" if value != value else "is negative"    # NaN
+                raise ValueError(f"{name}: target {value!r} at position "
+                                 f"{_position(bad, array.shape)} {what}; one-hot rows "
                                  f"over K={K} classes must be non-negative and sum to 1")
             bad = int(np.flatnonzero(~(np.abs(sums - 1) <= ONE_HOT_TOLERANCE))[0])
             raise ValueError(f"{name}: target row {_position(bad, sums.shape)} sums to "

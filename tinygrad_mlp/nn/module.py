@@ -13,13 +13,24 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple
 import numpy as np
 
 from tinygrad_mlp.nn.registry import register_builtin
-from tinygrad_mlp.tensor import Tensor, increment_version
+from tinygrad_mlp.tensor import Tensor, as_array, increment_version
 
 
 class IncompatibleKeys(NamedTuple):
     """What `load_state_dict(strict=False)` skipped: model keys not in the dict, and the reverse."""
     missing_keys: list[str]
     unexpected_keys: list[str]
+
+
+def cast_input(X: Any, dtype: np.dtype) -> Any:
+    """`X` in `dtype`: the one rule of every layer with parameters (and of `fit`). An array or a
+    list is converted, so a float64 batch never upcasts a float32 layer; a Tensor of another
+    dtype goes through `astype`, so its gradient comes back in its own dtype."""
+    if type(X) is np.ndarray and X.dtype == dtype:
+        return X
+    if isinstance(X, Tensor):
+        return X if X.data.dtype == dtype else X.astype(dtype)
+    return as_array(X, dtype)
 
 
 class Module:
@@ -31,6 +42,9 @@ class Module:
                 self.hidden = nn.Linear(64, 32)      # registered as child "hidden"
             def forward(self, X):
                 return self.hidden(X).sigmoid()
+
+    A layer with parameters computes in its parameters' dtype: it casts its input to it
+    (`cast_input`), so `model(np.random.randn(5, 2))` on a float32 model runs in float32.
     """
 
     training: bool

@@ -19,8 +19,8 @@ import numpy as np
 from tinygrad_mlp.tensor import Tensor, backpropagate
 from tinygrad_mlp.viz.graph import Graph, build_graph, is_freed, norm
 
-__all__ = ["explain", "backward_steps", "node_gradients", "Step", "rule", "format_values",
-           "delta_name"]
+__all__ = ["explain", "backward_steps", "node_gradients", "Step", "rule", "named_rule",
+           "format_values", "delta_name"]
 
 def rule(node: Tensor) -> str:
     """The local derivative the op that made `node` applies: its Function's `rule` (a class
@@ -32,6 +32,24 @@ def rule(node: Tensor) -> str:
     doc = (function.__doc__ or "").strip().splitlines()
     summary = f" ({doc[0].strip()})" if doc else ""
     return f"a user-defined Function: grads = {op}.backward(ctx, grad){summary}"
+
+
+def named_rule(text: str, input_names: list[str]) -> str:
+    """A loss's rule, written with the blog's 2-layer names (a2 the prediction, Z its logits),
+    in the names of this graph: on a 3-layer net a loss fed by a3 says (a3 − Y)/N, and a fused
+    loss fed by Z3 says grad_Z3 = grad · (a3 − Y)/N. Other rules are returned unchanged."""
+    def word(name: str) -> str:            # a whole name; `grad_Z` holds the name Z
+        return rf"(?<![A-Za-z0-9]){name}(?![A-Za-z0-9])"
+
+    if not input_names or not re.search(word("a2"), text):
+        return text
+    match = re.fullmatch(r"([aZ])(\d+)", input_names[0])
+    if match is None:
+        return text
+    layer = match.group(2)
+    if match.group(1) == "Z":
+        text = re.sub(word("Z"), f"Z{layer}", text)
+    return re.sub(word("a2"), f"a{layer}", text)
 
 
 @dataclass
@@ -68,7 +86,8 @@ def backward_steps(loss: Tensor, params: Mapping[str, Tensor] | None = None) -> 
         grad, new = node.grad, arrived.get(id(node))
         node.grad = new if grad is None or new is None else grad + new
     return [Step(position, node, graph.describe(node), node.op, graph.input_names(node),
-                 None if node.is_leaf else rule(node), arrived.get(id(node)),
+                 None if node.is_leaf else named_rule(rule(node), graph.input_names(node)),
+                 arrived.get(id(node)),
                  named=graph.name(node) is not None,
                  accumulated=id(node) in held and id(node) in arrived)
             for position, node in enumerate(order, start=1)]
