@@ -121,6 +121,12 @@ def check(exercise: Exercise, solution: Any, max_examples: int = 100) -> Feedbac
         from hypothesis.errors import NoSuchExample
     except ImportError:
         raise ImportError(INSTALL_HINT) from None
+    with _quiet():   # a skeleton still raising NotImplementedError needs no search
+        probe = _attempt(exercise.received, solution, exercise.diagnostics()[0], "backward")
+    if isinstance(probe, _Raised) and isinstance(probe.error, NotImplementedError):
+        hint = _generic_hint(exercise, [probe], [None], "backward")
+        return Feedback(exercise.name, False, 1, f"exercise {exercise.name}: NOT YET. {hint}",
+                        hint=hint)
     tried = 0
 
     def fails(inputs: dict[str, Any]) -> bool:
@@ -141,9 +147,7 @@ def check(exercise: Exercise, solution: Any, max_examples: int = 100) -> Feedbac
         expected = _attempt(exercise.expected, example, stage)
         received = _attempt(exercise.received, solution, example, stage)
         hint = _diagnose(exercise, solution, stage) if stage != "invariants" else ""
-    if isinstance(received, _Raised) and isinstance(received.error, NotImplementedError):
-        message = f"exercise {exercise.name}: NOT YET. {hint}"
-    elif stage == "invariants":
+    if stage == "invariants":
         hint = INVARIANTS_HINT
         message = f"exercise {exercise.name}: NOT YET. {reason}\nhint: {hint}"
     else:
@@ -261,8 +265,9 @@ def _generic_hint(exercise: Exercise, answers: list[Any], expected: list[Any], s
     raised = next((a for a in answers if isinstance(a, _Raised)), None)
     if raised is not None:
         if isinstance(raised.error, NotImplementedError):
-            return (f"not written yet: replace the `raise NotImplementedError` in "
-                    f"{exercise.expects} with your code ({exercise.rule})")
+            where = exercise.expects + (".backward" if exercise.is_function_class else "")
+            return (f"not written yet: replace the `raise NotImplementedError` in {where} "
+                    f"with your code ({exercise.rule})")
         return f"your code {raised}; the rule: {exercise.rule}"
     flat_answers = [np.asarray(x, dtype=np.float64) for x in _flatten(answers)]
     flat_expected = [np.asarray(x, dtype=np.float64) for x in _flatten(expected)]
