@@ -6,6 +6,7 @@ backward invariants (nothing mutated, nothing aliased, graph freed), and the sam
 whose gradients must stay float32 and agree with the float64 run to about 1e-4.
 """
 
+import math
 import operator
 
 import numpy as np
@@ -624,6 +625,14 @@ def test_leaky_relu_and_elu_take_the_negative_side_at_zero(x):
     np.testing.assert_allclose(grad, G * np.where(x > 0, 1, 0.1), rtol=1e-12)
     _, G, (grad,) = backward_of(lambda t: ops.ELU.apply(t, alpha=2.0), x)
     np.testing.assert_allclose(grad, G * np.where(x > 0, 1, 2.0 * np.exp(x)), rtol=1e-12)
+
+
+@given(x=arrays(shapes(min_side=0), min_value=-30, max_value=30))
+def test_erf_is_the_c_librarys_to_an_ulp_of_one(x):
+    from tinygrad_mlp.ops.activations import erf
+    expected = np.vectorize(math.erf, otypes=[np.float64])(x) if x.size else x
+    np.testing.assert_allclose(erf(x), expected, rtol=0, atol=2.3e-16)
+    assert erf(x.astype(np.float32)).dtype == np.float32
 
 
 def test_gelu_is_x_times_the_normal_cdf():
