@@ -388,3 +388,11 @@ def test_every_new_module_keeps_its_constructor_arguments(module):
     rebuilt = type(module)(**arguments)
     assert repr(rebuilt) == repr(module)
     assert [p.shape for p in rebuilt.parameters()] == [p.shape for p in module.parameters()]
+
+
+def test_normalisation_layers_compute_in_their_own_dtype():
+    tm.set_default_dtype(np.float32)
+    x = np.random.default_rng(5).normal(size=(4, 3))             # float64 data
+    for layer in (nn.BatchNorm1d(3), nn.LayerNorm(3)):
+        assert layer(x).dtype == np.float32
+        assert layer.eval()(x).dtype == np.float32

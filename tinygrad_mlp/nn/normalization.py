@@ -9,7 +9,7 @@ import numpy as np
 
 from tinygrad_mlp import ops
 from tinygrad_mlp._checks import fail, finite_real, is_int, is_real, positive_int
-from tinygrad_mlp.nn.module import Module
+from tinygrad_mlp.nn.module import Module, cast_input
 from tinygrad_mlp.tensor import Tensor, get_default_dtype
 
 
@@ -63,6 +63,7 @@ class _BatchNorm(Module):
         self.num_batches_tracked.data[...] = 0
 
     def forward(self, X: Any) -> Tensor:
+        X = cast_input(X, self.running_mean.data.dtype)      # computes in its own dtype
         X = X if isinstance(X, Tensor) else Tensor(X)
         if X.ndim not in self.ranks or X.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}({self.num_features}) expected input of "
@@ -120,6 +121,8 @@ class LayerNorm(Module):
             self.weight = self.bias = None
 
     def forward(self, X: Any) -> Tensor:
+        if self.elementwise_affine:
+            X = cast_input(X, self.weight.data.dtype)        # computes in the weight's dtype
         X = X if isinstance(X, Tensor) else Tensor(X)
         ndim = len(self.normalized_shape)
         if X.ndim < ndim or X.shape[X.ndim - ndim:] != self.normalized_shape:
