@@ -181,9 +181,15 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Any, **options: Any) -> Tensor:
         ctx = cls()
-        parents = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
-        ctx.needs_input_grad = needs = tuple([p.requires_grad for p in parents])
-        data = cls.forward(ctx, *[p.data for p in parents], **options)
+        parents, arrays, needs = [], [], []    # one loop, not three comprehensions: the hot path
+        for x in inputs:
+            if not isinstance(x, Tensor):
+                x = Tensor(x)
+            parents.append(x)
+            arrays.append(x.data)
+            needs.append(x.requires_grad)
+        ctx.needs_input_grad = tuple(needs)
+        data = cls.forward(ctx, *arrays, **options)
         if type(data) is not np.ndarray or data.dtype.kind not in "fbiu":
             data = _forward_result(cls, data)
         result = _wrap(data)
@@ -720,7 +726,7 @@ def backpropagate(order: list[Tensor], grad: np.ndarray, retain_graph: bool = Fa
                 continue
             data = parent.data
             if (type(parent_grad) is not np.ndarray or parent_grad.shape != data.shape
-                    or parent_grad.dtype != data.dtype):
+                    or parent_grad.dtype is not data.dtype):    # (an equal dtype: a no-op there)
                 parent_grad = _sum_to_shape(parent_grad, data, ctx)
             if parent._ctx is None:
                 _keep(parent, parent_grad, kept)
