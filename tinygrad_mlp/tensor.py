@@ -164,6 +164,7 @@ class Function:
 
     parents: list[Tensor] | None = None   # the inputs, set by apply; None once backward frees it
     input_versions: list[int] | None = None   # each input's version when forward read it
+    writes_seen = 0        # how many in-place writes (to any tensor) had been made by then
     rule: str = ""   # one line for viz.explain: the local derivative that backward applies
 
     @staticmethod
@@ -181,21 +182,21 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Any, **options: Any) -> Tensor:
         ctx = cls()
-        parents, arrays, needs = [], [], []    # one loop, not three comprehensions: the hot path
-        for x in inputs:
+        parents, arrays, needs, versions = [], [], [], []   # one loop, not four comprehensions:
+        for x in inputs:                                     # this is the engine's hot path
             if not isinstance(x, Tensor):
                 x = Tensor(x)
             parents.append(x)
             arrays.append(x.data)
             needs.append(x.requires_grad)
+            versions.append(x._version)
         ctx.needs_input_grad = tuple(needs)
         data = cls.forward(ctx, *arrays, **options)
         if type(data) is not np.ndarray or data.dtype.kind not in "fbiu":
             data = _forward_result(cls, data)
         result = _wrap(data)
         if True in needs and config.grad_enabled:
-            ctx.parents = parents
-            ctx.input_versions = [p._version for p in parents]
+            ctx.parents, ctx.input_versions, ctx.writes_seen = parents, versions, _writes[0]
             result.requires_grad, result._ctx = True, ctx
         if config.tape is not None:    # inside record_tape()
             config.tape.append(TapeEntry(ctx, parents, options, result))
@@ -643,6 +644,10 @@ def increment_version(*tensors: Tensor) -> None:
     graph whose ops read an older version, instead of silently using the new values."""
     for tensor in tensors:
         tensor._version += 1
+    _writes[0] += len(tensors)
+
+
+_writes = [0]   # in-place writes so far, to any tensor: backward compares versions only if it grew
 
 
 # --- graph walking: the topological order and the backward walk over it ----------------------
@@ -712,7 +717,8 @@ def backpropagate(order: list[Tensor], grad: np.ndarray, retain_graph: bool = Fa
                                f"{type(ctx).__name__}); call backward(retain_graph=True) the "
                                f"first time if you need to go back twice")
         versions = ctx.input_versions
-        if versions is not None and [p._version for p in parents] != versions:
+        if (versions is not None and ctx.writes_seen != _writes[0]
+                and [p._version for p in parents] != versions):
             _raise_modified(ctx, parents, versions)
         input_grads = ctx.backward(ctx, node_grad)
         if not isinstance(input_grads, (tuple, list)):
