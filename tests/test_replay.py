@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 
 import tinygrad_mlp as tm
 from tinygrad_mlp import nn, optim
-from tinygrad_mlp.replay import TrainStep
+from tinygrad_mlp.train.replay import TrainStep
 
 
 def _blog_network(D, M, K, output, seed=0):

@@ -219,7 +219,7 @@ def test_validation_split_is_shuffled_and_stratified(monkeypatch):
         seen["X"], seen["y"] = X_val, Y_val
         return evaluate(model, X_val, Y_val, loss, batch_size)
 
-    monkeypatch.setattr(tm.train, "evaluate", spy)
+    monkeypatch.setattr(tm.train.loop, "evaluate", spy)
     model = blog_net()
     history = tm.fit(model, X, y, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.5),
                      epochs=1, validation_split=0.2, progress=False)
@@ -548,3 +548,49 @@ def test_importing_the_package_does_not_import_tqdm():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=str(__import__("pathlib").Path(tm.__file__).parents[1]))
     assert result.stdout.strip() == "False", result.stderr
+
+
+# --- which models fit replays: a property each module class declares ---------------------------
+
+class CountingIdentity(nn.Module):
+    """Its own forward: not replayable unless the class says so; counts how often it runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, X):
+        self.calls += 1
+        return X
+
+
+class VouchedIdentity(CountingIdentity):
+    replayable = True
+
+
+def test_replayable_is_declared_per_class_and_a_new_forward_must_declare_it_again():
+    assert nn.Linear.replayable and nn.Sequential.replayable and nn.CrossEntropyLoss.replayable
+    assert not nn.Module.replayable and not CountingIdentity.replayable
+
+    class WiderLinear(nn.Linear):      # no forward of its own: the built-in one runs
+        pass
+
+    class ScaledLinear(nn.Linear):     # a forward of its own: it must vouch for it
+        def forward(self, X):
+            return super().forward(X) * 2.0
+
+    assert WiderLinear.replayable and not ScaledLinear.replayable and VouchedIdentity.replayable
+
+
+@pytest.mark.parametrize("layer, replayed", [(CountingIdentity, False), (VouchedIdentity, True)])
+def test_fit_replays_only_models_whose_modules_all_declare_it(layer, replayed):
+    X, y = toy(n=12)
+    tm.manual_seed(0)
+    counter = layer()
+    model = nn.Sequential(nn.Linear(2, 3), counter, nn.Softmax())
+    tm.fit(model, X, y, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1),
+           epochs=2, batch_size=1, progress=False)
+    if replayed:    # recorded once, then one eager check of the first replay (+ the K probe)
+        assert counter.calls <= 4
+    else:           # built anew for each of the 2 × 12 steps
+        assert counter.calls == 24

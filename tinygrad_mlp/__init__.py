@@ -17,8 +17,7 @@ from tinygrad_mlp.gradcheck import GradcheckError, gradcheck
 from tinygrad_mlp import viz, blog
 from tinygrad_mlp.io import load, load_model, save, save_model
 from tinygrad_mlp import export
-from tinygrad_mlp.replay import TrainStep
-from tinygrad_mlp.train import Callback, EarlyStopping, History, evaluate, fit, predict
+from tinygrad_mlp.train import Callback, EarlyStopping, History, TrainStep, evaluate, fit, predict
 
 __version__ = "0.1.0"
 

@@ -24,8 +24,8 @@ import numpy as np
 from tinygrad_mlp._checks import fail, fraction as check_fraction, is_int, is_real, positive_int
 from tinygrad_mlp.tensor import get_default_dtype, get_generator
 
-__all__ = ["batches", "num_batches", "one_hot", "train_test_split", "split_validation",
-           "standardize"]
+__all__ = ["batches", "num_batches", "one_hot", "is_one_hot", "train_test_split",
+           "split_validation", "standardize"]
 
 
 # --- batching: the blog's three ways to learn ------------------------------------------------
@@ -116,11 +116,16 @@ def one_hot(y: Any, k: int | None = None, dtype: Any = None) -> np.ndarray:
     return Y
 
 
+def is_one_hot(Y: np.ndarray) -> bool:
+    """Are the rows of Y (N, K), K > 1, one-hot: each entry 0 or 1, each row summing to 1?"""
+    return bool(Y.ndim == 2 and Y.shape[1] > 1 and np.all((Y == 0) | (Y == 1))
+                and np.all(Y.sum(axis=1) == 1))
+
+
 def _class_labels(y: np.ndarray) -> np.ndarray | None:
     """Classes to stratify on: int labels, or the argmax of one-hot rows; None for other targets."""
     if y.ndim == 2 and y.shape[1] > 1:
-        is_one_hot = np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)
-        return y.argmax(axis=1) if is_one_hot else None
+        return y.argmax(axis=1) if is_one_hot(y) else None
     try:
         return _as_int_labels(y)
     except ValueError:

@@ -1,0 +1,247 @@
+"""What fit reports and who it tells: History, Callback (Keras's hooks), EarlyStopping, progress.
+
+`fit` returns a `History` (one value per epoch for each metric) and calls each `Callback`'s
+hooks through one `CallbackList`; `Progress` draws a tqdm bar per epoch on a terminal, or prints
+one line per epoch. Epochs are 0-based in `History.epoch` and in the hooks' arguments (Keras),
+1-based in printed lines.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Iterable
+
+import numpy as np
+
+from tinygrad_mlp._checks import choice, finite_real, non_negative_int
+
+__all__ = ["History", "Callback", "EarlyStopping", "CallbackList", "Progress"]
+
+
+class History:
+    """What `fit` returns: one value per epoch for each metric, as Keras's History.
+
+    `history.history` is {"loss": [...], "accuracy": [...], "val_loss": [...], ...} (Python
+    floats, the exact numbers the progress lines print rounded to 4 decimals);
+    `history["loss"]` reads the same dict. `history.epoch` lists the completed epochs (0-based),
+    `history.seconds` each epoch's wall-clock time (training plus validation), and
+    `history.params` the fit's settings (epochs, batch_size, samples, steps).
+    """
+
+    def __init__(self, params: dict[str, Any] | None = None) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.seconds: list[float] = []
+        self.params: dict[str, Any] = dict(params or {})
+
+    def append(self, epoch: int, logs: dict[str, float], seconds: float) -> None:
+        """Record one finished epoch."""
+        self.epoch.append(epoch)
+        self.seconds.append(seconds)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+    def __getitem__(self, key: str) -> list[float]:
+        try:
+            return self.history[key]
+        except KeyError:
+            raise KeyError(f"History has no {key!r}; it recorded {sorted(self.history)}") from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.history
+
+    def keys(self) -> Iterable[str]:
+        return self.history.keys()
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def __repr__(self) -> str:
+        last = ", ".join(f"{key}={values[-1]:.4f}" for key, values in self.history.items())
+        return f"History({len(self.epoch)} epochs{': ' + last if last else ''})"
+
+
+class Callback:
+    """Hooks called by `fit` (Keras's names). Subclass and override what you need.
+
+    `fit` sets `self.model` and `self.params` before `on_train_begin`. Set
+    `self.stop_training = True` (in any hook) to end the fit after the current epoch.
+    `on_batch_end` is only called for callbacks that override it (it costs time every step);
+    its logs are {"loss": the batch loss, "size": rows in the batch}.
+    """
+
+    model: Any = None
+    params: dict[str, Any] = {}
+    stop_training: bool = False
+
+    def set_model(self, model: Any) -> None:
+        self.model = model
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        pass
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        pass
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        pass
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        pass
+
+
+class EarlyStopping(Callback):
+    """Stop once `monitor` has not improved by more than `min_delta` for `patience` epochs in a
+    row (Keras's rule: patience 1 stops at the first epoch without improvement, as does 0).
+
+    `mode` "min" (losses) or "max" (accuracies); "auto" picks "max" when the name contains
+    "acc". With `restore_best=True` the model gets the weights of its best epoch back when the
+    fit ends (stopped early or not). After the fit: `best`, `best_epoch`, `stopped_epoch`
+    (0-based; None when it did not stop the fit).
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
+                 mode: str = "auto", restore_best: bool = True) -> None:
+        self.monitor = monitor
+        self.patience = non_negative_int("patience", patience, owner="EarlyStopping")
+        self.min_delta = finite_real("min_delta", min_delta, "EarlyStopping", low=0)
+        choice("mode", mode, ("auto", "min", "max"), owner="EarlyStopping")
+        self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
+        self.restore_best = bool(restore_best)
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.wait, self.stop_training = 0, False
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.stopped_epoch: int | None = None
+        self.best_weights: dict[str, np.ndarray] | None = None
+
+    def _improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise ValueError(f"EarlyStopping: monitor={self.monitor!r} is not among the "
+                             f"recorded metrics {sorted(logs)} (val_* metrics need "
+                             f"validation_data or validation_split)")
+        value = float(logs[self.monitor])
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best:
+                self.best_weights = self.model.state_dict()
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch, self.stop_training = epoch, True
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self.restore_best and self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights)
+
+
+class CallbackList:
+    """The callbacks of one fit, called together; checks that each is a `Callback`.
+
+    `per_batch` lists those that override `on_batch_end` (the others cost nothing per step);
+    `on_epoch_end` returns whether one of them asked to stop.
+    """
+
+    def __init__(self, callbacks: Iterable[Any] | None, model: Any,
+                 params: dict[str, Any]) -> None:
+        self.callbacks = list(callbacks or [])
+        for callback in self.callbacks:
+            if not isinstance(callback, Callback):
+                raise TypeError(f"fit: callbacks must be Callback instances, got "
+                                f"{type(callback).__name__}")
+        self.model, self.params = model, params
+        self.per_batch = [c for c in self.callbacks
+                          if type(c).on_batch_end is not Callback.on_batch_end]
+
+    def on_train_begin(self) -> None:
+        for callback in self.callbacks:
+            callback.set_model(self.model)
+            callback.params = self.params
+            callback.on_train_begin({})
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        for callback in self.callbacks:
+            callback.on_epoch_begin(epoch, {})
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
+        for callback in self.per_batch:
+            callback.on_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> bool:
+        for callback in self.callbacks:
+            callback.on_epoch_end(epoch, dict(logs))
+        return any(callback.stop_training for callback in self.callbacks)
+
+    def on_train_end(self, history: History) -> None:
+        for callback in self.callbacks:
+            callback.on_train_end({"history": history})
+
+
+def _format_logs(logs: dict[str, float]) -> str:
+    return " - ".join(f"{key} {value:.4f}" for key, value in logs.items())
+
+
+class Progress:
+    """A tqdm bar per epoch on a terminal, one plain line per epoch otherwise, or nothing.
+
+    The bar is redrawn at most ~50 times an epoch of `steps` batches: between redraws fit's
+    inner loop only compares two ints (`stride` is beyond the epoch without a bar)."""
+
+    def __init__(self, progress: bool | str, epochs: int, steps: int = 1) -> None:
+        choice("progress", progress, (True, False, "bar", "lines"))
+        self.epochs, self.steps = epochs, steps
+        self.stream = sys.stdout
+        self.mode = progress if isinstance(progress, str) else (
+            "off" if not progress else ("bar" if _isatty(self.stream) else "lines"))
+        self.stride = max(1, steps // 50) if self.mode == "bar" else steps + 1
+        self.bar = None
+
+    def begin_epoch(self, epoch: int) -> int:
+        """Open the epoch's bar; returns the first step after which to call `update`."""
+        if self.mode == "bar":
+            from tqdm import tqdm   # lazy: `import tinygrad_mlp` stays light
+            self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}",
+                            unit="batch", file=self.stream, leave=True, dynamic_ncols=True,
+                            mininterval=0.1)
+        return self.stride
+
+    def update(self, step: int, running_loss: float) -> int:
+        """Redraw after `step` batches; returns the next step after which to call again."""
+        self.bar.update(step - self.bar.n)
+        self.bar.set_postfix_str(f"loss {running_loss:.4f}", refresh=False)
+        return step + self.stride
+
+    def end_epoch(self, epoch: int, logs: dict[str, float], seconds: float) -> None:
+        if self.mode == "bar":
+            self.bar.update(self.steps - self.bar.n)
+            self.bar.set_postfix_str(_format_logs(logs), refresh=False)
+            self.close()
+        elif self.mode == "lines":
+            print(f"epoch {epoch + 1}/{self.epochs} - {_format_logs(logs)} - {seconds:.2f}s",
+                  file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _isatty(stream: Any) -> bool:
+    """A terminal wide enough for a bar (a pty of width 0, as under `script`, is not)."""
+    try:
+        return bool(stream.isatty()) and os.get_terminal_size(stream.fileno()).columns > 0
+    except (AttributeError, ValueError, OSError):
+        return False

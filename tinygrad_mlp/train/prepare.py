@@ -1,0 +1,132 @@
+"""Everything fit does before the first step: check every argument, cast X and Y once to the
+model's dtype, split off validation rows, find the classes, and turn class indices into one-hot
+rows where the loss would otherwise do it in Python (so the step can be replayed).
+
+Nothing here changes a weight: a bad argument is an error before training starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinygrad_mlp.data import is_one_hot, num_batches, one_hot, split_validation
+from tinygrad_mlp.nn import CrossEntropyLoss, Module
+from tinygrad_mlp.tensor import Tensor, get_default_dtype, no_grad
+
+__all__ = ["parameter_dtype", "as_rows", "prepare", "check_finite", "class_labels", "loss_targets",
+           "replayable", "check_loss_and_optimizer", "training_and_validation"]
+
+
+def parameter_dtype(model: Any) -> np.dtype:
+    """The dtype X and float Y are cast to: the model's first parameter's, else the default."""
+    parameters = model.parameters() if hasattr(model, "parameters") else []
+    for param in parameters:
+        return param.data.dtype
+    return get_default_dtype()
+
+
+def as_rows(name: str, data: Any) -> np.ndarray:
+    array = data.data if isinstance(data, Tensor) else np.asarray(data)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    if array.ndim == 0:
+        raise ValueError(f"{name} must have one row per sample, got a scalar")
+    return array
+
+
+def check_finite(name: str, array: np.ndarray, original: np.ndarray) -> None:
+    """`array` (`original` cast to the model's dtype) holds no NaN or inf, else a ValueError
+    naming the first one, in the data as given, or saying that the cast overflowed."""
+    if array.dtype.kind != "f" or np.isfinite(array).all():
+        return
+    when = ""
+    if original is not array and (original.dtype.kind != "f" or np.isfinite(original).all()):
+        when = f" after casting to the model's {array.dtype}"
+    else:
+        array = original
+    bad = ~np.isfinite(array)
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise ValueError(f"{name} contains {int(bad.sum())} non-finite values (NaN or inf){when}; "
+                     f"the first is {array[first]!r} at row {first[0]}"
+                     + (f", position {first[1:]}" if len(first) > 1 else ""))
+
+
+def prepare(X: Any, Y: Any, dtype: np.dtype, what: str = "training"
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """X and Y as arrays, cast once: X and float Y to `dtype`, 1-D integer labels kept as ints."""
+    names = ("X", "Y") if what == "training" else (f"{what} X", f"{what} Y")
+    X, Y = as_rows(names[0], X), as_rows(names[1], Y)
+    if len(X) == 0:
+        raise ValueError(f"{names[0]} has 0 samples (shape {X.shape}): nothing to learn from"
+                         if what == "training" else f"{names[0]} has 0 samples (shape {X.shape})")
+    if len(X) != len(Y):
+        raise ValueError(f"{names[0]} has {len(X)} samples but {names[1]} has {len(Y)} "
+                         f"(shapes {X.shape} and {Y.shape}); they need one row per sample")
+    with np.errstate(over="ignore", invalid="ignore"):   # overflow is reported below
+        X_cast = X.astype(dtype, copy=False)
+        Y_cast = Y if Y.ndim == 1 and Y.dtype.kind in "iu" else Y.astype(dtype, copy=False)
+    check_finite(names[0], X_cast, X)
+    check_finite(names[1], Y_cast, Y)
+    return X_cast, Y_cast
+
+
+def class_labels(Y: np.ndarray) -> np.ndarray | None:
+    """Class of each row when Y are classes (1-D ints or one-hot rows with K > 1), else None."""
+    if Y.ndim == 1 and Y.dtype.kind in "iu":
+        return Y
+    return Y.argmax(axis=1) if is_one_hot(Y) else None
+
+
+def loss_targets(model: Any, loss: Any, X: np.ndarray, Y: np.ndarray,
+                  labels: np.ndarray | None) -> np.ndarray:
+    """Y as the loss will see it: class indices become one-hot rows for CrossEntropyLoss, so the
+    step's graph reads them directly (and can be replayed); anything else is Y itself."""
+    if not (isinstance(loss, CrossEntropyLoss) and labels is Y):
+        return Y
+    with no_grad():
+        K = np.shape(model(X[:1]))[-1]
+    try:
+        return one_hot(Y, K, dtype=X.dtype)
+    except ValueError as error:
+        raise ValueError(f"Y does not fit the model's {K} outputs: {error}") from None
+
+
+def replayable(model: Any, loss: Any) -> bool:
+    """Have every module of `model` and the loss declared that their forward may be recorded
+    once and replayed (`Module.replayable`; the built-in modules do)?"""
+    modules = list(model.modules()) if isinstance(model, Module) else [model]
+    return all(getattr(obj, "replayable", False) is True for obj in [*modules, loss])
+
+
+def check_loss_and_optimizer(loss: Any, optimizer: Any) -> None:
+    """The loss is callable and the optimizer has zero_grad() and step()."""
+    if not callable(loss):
+        raise TypeError(f"fit: loss must be callable, got {type(loss).__name__}")
+    for method in ("zero_grad", "step"):
+        if not callable(getattr(optimizer, method, None)):
+            raise TypeError(f"fit: optimizer must have a {method}() method, got "
+                            f"{type(optimizer).__name__}")
+
+
+def training_and_validation(model: Any, X: Any, Y: Any, batch_size: Any,
+                             validation_data: Any, validation_split: Any) -> tuple[Any, ...]:
+    """Checked and cast X, Y, X_val, Y_val (the last two None without validation)."""
+    dtype = parameter_dtype(model)
+    X, Y = prepare(X, Y, dtype)
+    num_batches(len(X), batch_size)          # raises on a bad batch_size
+    if validation_data is not None and validation_split:
+        raise ValueError("fit: give validation_data or validation_split, not both")
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (X_val, Y_val)")
+        X_val, Y_val = prepare(*validation_data, dtype, what="validation")
+        if X_val.shape[1:] != X.shape[1:]:
+            raise ValueError(f"validation X has rows of shape {X_val.shape[1:]} but X has "
+                             f"rows of shape {X.shape[1:]}")
+        return X, Y, X_val, Y_val
+    if validation_split:
+        X, X_val, Y, Y_val = split_validation(X, Y, validation_split)
+        return X, Y, X_val, Y_val
+    return X, Y, None, None
