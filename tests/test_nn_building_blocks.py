@@ -396,3 +396,20 @@ def test_normalisation_layers_compute_in_their_own_dtype():
     for layer in (nn.BatchNorm1d(3), nn.LayerNorm(3)):
         assert layer(x).dtype == np.float32
         assert layer.eval()(x).dtype == np.float32
+
+
+def test_fit_trains_dropout_and_batchnorm_in_train_mode_and_predicts_in_eval_mode():
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(40, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5),
+                          nn.Linear(8, 2), nn.Softmax())
+    tm.fit(model, X, y, loss=nn.CrossEntropyLoss(), optimizer=optim.SGD(model.parameters(), 0.1),
+           epochs=3, batch_size=16, progress=False, validation_data=(X[:8], y[:8]))
+    assert int(model[1].num_batches_tracked) == 3 * 3          # one update per training batch
+    state = {k: v.copy() for k, v in model.state_dict().items()}
+    first = tm.predict(model, X)
+    np.testing.assert_array_equal(tm.predict(model, X), first)  # eval: no dropout, fixed stats
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, state[key], err_msg=key)
+    assert model.training and all(layer.training for layer in model)
