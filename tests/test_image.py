@@ -270,3 +270,59 @@ def test_a_small_cnn_learns_with_fit():
 class _Flatten(nn.Module):
     def forward(self, X):
         return X.reshape(len(X.data), -1)
+
+
+# --- augmentation -------------------------------------------------------------------------------
+
+def test_augment_images_flips_and_shifts_each_image_with_zeros_coming_in():
+    X = np.arange(2 * 1 * 3 * 4, dtype=np.float32).reshape(2, 1, 3, 4) + 1
+    original = X.copy()
+    tm.manual_seed(0)
+    seen = set()
+    for _ in range(40):
+        out = tm.data.augment_images(X, flip=True, shift=1)
+        assert out.shape == X.shape and out.dtype == X.dtype
+        for image, source in zip(out[:, 0], X[:, 0]):
+            matches = [(f, dy, dx) for f in (False, True) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                       if np.array_equal(image, _moved(source[:, ::-1] if f else source, dy, dx))]
+            assert matches, image                 # exactly a flip and a whole-pixel move
+            seen.update(matches)
+    assert len(seen) == 18                        # every flip × shift occurs
+    np.testing.assert_array_equal(X, original)
+    tm.manual_seed(3)
+    a = tm.data.augment_images(X, flip=True, shift=2)
+    tm.manual_seed(3)
+    np.testing.assert_array_equal(a, tm.data.augment_images(X, flip=True, shift=2))
+    np.testing.assert_array_equal(tm.data.augment_images(X), X)     # off by default
+
+
+def _moved(image, dy, dx):
+    """image moved down dy and right dx pixels, zeros coming in."""
+    H, W = image.shape
+    out = np.zeros_like(image)
+    out[max(dy, 0):H + min(dy, 0), max(dx, 0):W + min(dx, 0)] = \
+        image[max(-dy, 0):H + min(-dy, 0), max(-dx, 0):W + min(-dx, 0)]
+    return out
+
+
+def test_augment_images_errors():
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        tm.data.augment_images(np.ones((2, 8, 8)))
+    with pytest.raises(ValueError, match="shift must be an int >= 0"):
+        tm.data.augment_images(np.ones((2, 1, 8, 8)), shift=-1)
+
+
+def test_fit_augments_each_training_batch():
+    seen = []
+
+    def augment(Xb):
+        seen.append(Xb.copy())
+        return Xb + 1
+    model = nn.Sequential(nn.Linear(2, 2), nn.Softmax())
+    X, y = np.zeros((8, 2), np.float32), np.arange(8) % 2
+    tm.fit(model, X, y, nn.CrossEntropyLoss(), tm.optim.SGD(model.parameters(), lr=0.1),
+           epochs=2, batch_size=4, progress=False, augment=augment)
+    assert len(seen) == 4 and all(b.shape == (4, 2) for b in seen)
+    with pytest.raises(TypeError, match="augment must be a function"):
+        tm.fit(model, X, y, nn.CrossEntropyLoss(), tm.optim.SGD(model.parameters(), lr=0.1),
+               augment=3)

@@ -14,6 +14,7 @@ Bad arguments are usage errors (exit 2), found before any training; a bad file o
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -49,6 +50,8 @@ LARGE_DEFAULTS = {
     ("mse", "gd"): (None, 1000, 4.0, 0.0),
 }
 ADAM_LR = {"ce": 3e-3, "mse": 1e-2}
+# --model cnn: Adam at 1e-3 in mini-batches of 64; epochs: 30 on the digits, 5 on MNIST/FER2013.
+CNN_DEFAULTS = {"digits": (64, 30, 1e-3), "large": (64, 5, 1e-3)}
 METHODS = ("gd", "sgd", "minibatch")
 
 
@@ -110,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="data set: the bundled 8×8 digits (default), MNIST or Fashion-MNIST "
                             "(downloaded once into $TINYGRAD_MLP_DATA or ~/.cache/tinygrad_mlp), "
                             "MNIST IDX files in DIR (train-/t10k-, raw or .gz), or the FER2013 CSV")
+    train.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
+                       help="mlp: the blog's network (D → M sigmoid → K); cnn: two conv–ReLU–"
+                            "pool blocks, dropout and a linear head on (N, 1, H, W) images "
+                            "(nn.conv.cnn; Adam by default)")
+    train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                       help="--model cnn: new random shifts (up to 2 pixels) of every batch, "
+                            "and left–right flips for faces; default on for FER2013 only")
     train.add_argument("--hidden", type=_positive_int, default=64, metavar="M",
                        help="hidden units M (default 64)")
     train.add_argument("--method", choices=METHODS, default=None,
@@ -127,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--loss", choices=("ce", "mse"), default="ce",
                        help="ce (default): softmax output + cross-entropy; mse: sigmoid output + "
                             "the blog's J = 1/(2N) Σ(a2 − Y)² on one-hot targets")
-    train.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+    train.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
                        help="sgd (default, with --momentum) or adam")
     train.add_argument("--momentum", type=_momentum, default=None,
                        help="SGD momentum (default 0.9 with ce, 0 with mse; 0 is the blog's "
@@ -210,6 +220,22 @@ def build_parser() -> argparse.ArgumentParser:
                               "browser (Next / Previous / Play, arrow keys) instead of printing")
     explain.set_defaults(handler=_explain)
     _exercise_commands(commands)
+
+    fer = commands.add_parser("fer", help="facial expressions in an image, a video or a camera",
+                              description="Find the faces (OpenCV's Haar cascade), classify "
+                              "each 48×48 grayscale crop with a model file (e.g. from train "
+                              "--data fer2013:CSV --model cnn --save FILE) and print or draw "
+                              "the emotions. Needs the video extra: pip install -e '.[video]'.")
+    fer.add_argument("--model", required=True, metavar="FILE", help="a tm.save_model file")
+    source = fer.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image", metavar="PATH", help="a photo (any format OpenCV reads)")
+    source.add_argument("--video", metavar="PATH", help="a video file")
+    source.add_argument("--camera", type=_non_negative_int, metavar="N", help="camera index")
+    fer.add_argument("--out", metavar="PATH", default=None,
+                     help="write the annotated image (.png, .jpg) or video (.avi, .mp4)")
+    fer.add_argument("--show", action="store_true", help="show the result in a window")
+    fer.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    fer.set_defaults(handler=_fer)
     return parser
 
 
@@ -289,20 +315,30 @@ def _check_plot(path: str, option: str = "--plot") -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from tinygrad_mlp import nn, optim
-    from tinygrad_mlp.data import one_hot
+    from tinygrad_mlp.data import augment_images, one_hot
+    from tinygrad_mlp.nn.conv import cnn
     from tinygrad_mlp.train import evaluate, fit
 
     method = args.method or "minibatch"
     if args.batch_size is not None and method != "minibatch":
         raise UsageError(f"--batch-size applies to --method minibatch, not --method {method}")
+    faces = args.data[0] == "fer2013"
+    if args.model == "cnn" and args.loss != "ce":
+        raise UsageError("--model cnn trains with --loss ce (its head is a softmax)")
+    if args.augment and args.model != "cnn":
+        raise UsageError("--augment applies to --model cnn (images keep their shape)")
+    args.optimizer = args.optimizer or ("adam" if args.model == "cnn" else "sgd")
     table = DEFAULTS if args.data[0] == "digits" else LARGE_DEFAULTS
     batch_size, epochs, lr, momentum = table[args.loss, method]
+    if args.model == "cnn":
+        cnn_batch, epochs, lr = CNN_DEFAULTS["digits" if args.data[0] == "digits" else "large"]
+        batch_size = cnn_batch if method == "minibatch" else batch_size
     if args.batch_size is not None:
         batch_size = args.batch_size
     epochs = args.epochs if args.epochs is not None else epochs
     if args.lr is not None:
         lr = args.lr
-    elif args.optimizer == "adam":
+    elif args.optimizer == "adam" and args.model == "mlp":
         lr = ADAM_LR[args.loss]
     momentum = args.momentum if args.momentum is not None else momentum
     if args.save is not None:
@@ -318,7 +354,14 @@ def _train(args: argparse.Namespace) -> int:
     D, M = X_train.shape[1], args.hidden
 
     tm.manual_seed(args.seed)
-    if args.loss == "ce":
+    if args.model == "cnn":                   # images keep their shape: (N, 1, side, side)
+        side = int(round(D ** 0.5))
+        if side * side != D:
+            raise CliError(f"--model cnn needs square images; {D} features per sample are not")
+        X_train, X_test = (X.reshape(len(X), 1, side, side) for X in (X_train, X_test))
+        model = cnn(side, side, K)
+        loss, Y_train, Y_test, output = nn.CrossEntropyLoss(), y_train, y_test, "softmax"
+    elif args.loss == "ce":
         model = nn.Sequential(nn.Linear(D, M), nn.Sigmoid(), nn.Linear(M, K), nn.Softmax())
         loss, Y_train, Y_test, output = nn.CrossEntropyLoss(), y_train, y_test, "softmax"
     else:
@@ -335,14 +378,20 @@ def _train(args: argparse.Namespace) -> int:
            "minibatch": f"mini-batch gradient descent ({batch_size} samples)"}[method]
     say = (lambda *a: None) if args.quiet else print
     say(f"data: {data_name}: {len(X_train)} training, {len(X_test)} test samples")
-    say(f"model: {D} → {M} sigmoid → {K} {output}, "
+    shape = (f"{side}×{side} → conv 32 → pool → conv 64 → pool → 128 ReLU" if args.model == "cnn"
+             else f"{D} → {M} sigmoid")
+    say(f"model: {shape} → {K} {output}, "
         f"{'cross-entropy' if args.loss == 'ce' else 'MSE'} loss; {way}; {optimizer_name}; "
         f"{epochs} epochs; seed {args.seed}")
 
     started = time.perf_counter()
     progress: bool | str = False if args.quiet else ("lines" if args.no_progress else True)
+    augment = None
+    if args.augment or (args.augment is None and args.model == "cnn" and faces):
+        augment = functools.partial(augment_images, flip=faces, shift=2)
+        say(f"augmentation: shifts of up to 2 pixels{' and left–right flips' if faces else ''}")
     history = fit(model, X_train, Y_train, loss, optimizer, epochs=epochs, batch_size=batch_size,
-                  progress=progress)
+                  progress=progress, augment=augment)
     seconds = time.perf_counter() - started
     result = evaluate(model, X_test, Y_test, loss)
     correct = round(result["accuracy"] * len(X_test))
@@ -483,6 +532,59 @@ def _exercise(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from None
     print(feedback)
     return 0 if feedback.passed else 1
+
+
+# --- fer ----------------------------------------------------------------------------------------
+
+def _fer(args: argparse.Namespace) -> int:
+    from tinygrad_mlp import fer
+    from tinygrad_mlp.io import load_model
+
+    if args.out is not None:
+        kinds = (".png", ".jpg", ".jpeg", ".bmp") if args.image else tuple(fer.CODECS)
+        try:
+            fer.check_output_path(args.out, kinds)
+        except (OSError, ValueError) as error:
+            raise UsageError(f"--out: {error}") from None
+    fer.opencv()                                      # the hint first, before reading files
+    if not os.path.isfile(args.model):
+        raise CliError(f"--model {args.model!r} not found")
+    model = load_model(args.model)
+    shape = fer.input_shape(model)
+    if args.image is not None:
+        image = fer.read_image(args.image)
+        results = fer.classify_faces(model, image, shape=shape)
+        for i, ((x, y, w, h), probabilities) in enumerate(results, 1):
+            top = np.argsort(probabilities)[::-1][:3]
+            emotions = ", ".join(f"{fer.EMOTIONS[k]} {probabilities[k]:.2f}" for k in top)
+            print(f"face {i} at x={x} y={y} w={w} h={h}: {emotions}")
+        if not results:
+            print(f"no face found in {args.image}")
+        fer.draw(image, results)
+        if args.out is not None:
+            fer.write_image(args.out, image)
+            print(f"wrote {args.out}")
+        if args.show:
+            _show(fer.opencv(), image)
+        return 0
+    source = args.camera if args.video is None else args.video
+    result = fer.annotate_video(model, source, args.out, show=args.show,
+                                progress=not args.quiet)
+    print(f"{result['frames']} frames, {result['faces']} faces (in {result['frames_with_faces']} "
+          f"frames), {result['fps']:.1f} frames per second")
+    if args.out is not None:
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _show(cv2: Any, image: np.ndarray) -> None:
+    try:
+        cv2.imshow("tinygrad-mlp fer", image)
+        cv2.waitKey(0)
+        cv2.destroyAllWindows()
+    except cv2.error:
+        raise CliError("--show needs a display and an OpenCV with GUI support (opencv-python, "
+                       "not opencv-python-headless)") from None
 
 
 # --- entry point -------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from tinygrad_mlp._checks import fail, fraction as check_fraction, is_int, is_re
 from tinygrad_mlp.tensor import get_default_dtype, get_generator
 
 __all__ = ["batches", "num_batches", "one_hot", "is_one_hot", "train_test_split",
-           "split_validation", "standardize"]
+           "split_validation", "standardize", "augment_images"]
 
 
 # --- batching: the blog's three ways to learn ------------------------------------------------
@@ -251,3 +251,39 @@ def standardize(X: Any, mean: Any = None, std: Any = None
     std = np.where(std <= 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0), 1.0, std)
     mean, std = mean.astype(dtype), std.astype(dtype)
     return (X.astype(dtype, copy=False) - mean) / std, mean, std  # reuse gives the same Xs
+
+
+# --- image augmentation ------------------------------------------------------------------------
+
+def augment_images(X: Any, flip: bool = False, shift: int = 0,
+                   generator: np.random.Generator | None = None) -> np.ndarray:
+    """A new batch: each image of X (N, C, H, W) flipped left–right with probability ½ (`flip`,
+    for faces; never for digits) and moved by whole pixels, up to `shift` each way in both
+    directions, with zeros coming in. Draws from `generator`, default `tm.get_generator()`
+    (so `tm.manual_seed` makes it reproducible); X itself is never changed.
+
+    Use it per batch (fit's `augment=`), so every epoch sees new variants:
+    `fit(..., augment=lambda Xb: augment_images(Xb, flip=True, shift=2))`.
+    """
+    X = np.asarray(X)
+    if X.ndim != 4:
+        raise ValueError(f"augment_images expects images of shape (N, C, H, W), got {X.shape}")
+    if not is_int(shift) or shift < 0:
+        fail("shift", shift, "an int >= 0 (pixels)", owner="augment_images")
+    rng = generator if generator is not None else get_generator()
+    N, _, H, W = X.shape
+    rows, columns = np.arange(H), np.arange(W)
+    if flip:                                          # per image: columns read right to left
+        flipped = rng.random(N) < 0.5
+        columns = np.where(flipped[:, None], columns[::-1], columns)
+    else:
+        columns = np.broadcast_to(columns, (N, W))
+    rows = np.broadcast_to(rows, (N, H))
+    if shift:
+        padded = np.pad(X, ((0, 0), (0, 0), (shift, shift), (shift, shift)))
+        rows = rows + rng.integers(0, 2 * shift + 1, N)[:, None]
+        columns = columns + rng.integers(0, 2 * shift + 1, N)[:, None]
+    else:
+        padded = X
+    n = np.arange(N)[:, None, None]
+    return padded[n, :, rows[:, :, None], columns[:, None, :]].transpose(0, 3, 1, 2)

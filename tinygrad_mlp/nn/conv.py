@@ -16,6 +16,9 @@ import numpy as np
 
 from tinygrad_mlp import ops
 from tinygrad_mlp.nn import init
+from tinygrad_mlp.nn.containers import Sequential
+from tinygrad_mlp.nn.activations import ReLU, Softmax
+from tinygrad_mlp.nn.layers import Dropout, Flatten, Linear
 from tinygrad_mlp.nn.module import Module
 from tinygrad_mlp.ops.image import pair, pool_arguments
 from tinygrad_mlp.tensor import Tensor, get_default_dtype
@@ -32,6 +35,8 @@ class Conv2d(Module):
     U(−1/√fan_in, 1/√fan_in) with fan_in = in_channels·kh·kw (its kaiming-uniform with a = √5),
     drawn from the generator `tm.manual_seed` seeds. OH = (H + 2·padding − kh) // stride + 1.
     """
+
+    replayable = True     # the graph never depends on the values
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
                  stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
@@ -78,6 +83,8 @@ class MaxPool2d(Module):
     """The maximum of each kernel_size window (padding counts as −inf): (N, C, H, W) in.
     stride defaults to the kernel size; padding may be at most half the kernel."""
 
+    replayable = True     # the graph never depends on the values
+
     def __init__(self, kernel_size: int | tuple[int, int],
                  stride: int | tuple[int, int] | None = None,
                  padding: int | tuple[int, int] = 0) -> None:
@@ -97,6 +104,8 @@ class AvgPool2d(Module):
     """The mean of each kernel_size window (padded zeros count, as in PyTorch's default).
     Arguments as MaxPool2d's."""
 
+    replayable = True     # the graph never depends on the values
+
     def __init__(self, kernel_size: int | tuple[int, int],
                  stride: int | tuple[int, int] | None = None,
                  padding: int | tuple[int, int] = 0) -> None:
@@ -110,3 +119,21 @@ class AvgPool2d(Module):
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+def cnn(height: int, width: int, classes: int, channels: int = 1, hidden: int = 128,
+        dropout: float = 0.5) -> Sequential:
+    """The small image classifier `tinygrad-mlp train --model cnn` trains: (N, channels, H, W)
+    in, class probabilities (N, classes) out.
+
+    Two blocks of 3×3 convolution (padding 1, so the size is kept) → ReLU → 2×2 max pool, with
+    32 then 64 channels; then flatten, dropout, a hidden Linear + ReLU, dropout, and a Linear +
+    Softmax head. For 28×28 MNIST that is 421,642 parameters; for 48×48 FER2013, 1,199,495.
+    """
+    if height < 4 or width < 4:
+        raise ValueError(f"cnn: images must be at least 4×4 (two 2×2 pools), got {height}×{width}")
+    features = 64 * (height // 4) * (width // 4)
+    return Sequential(Conv2d(channels, 32, 3, padding=1), ReLU(), MaxPool2d(2),
+                      Conv2d(32, 64, 3, padding=1), ReLU(), MaxPool2d(2),
+                      Flatten(), Dropout(dropout / 2), Linear(features, hidden), ReLU(),
+                      Dropout(dropout), Linear(hidden, classes), Softmax())

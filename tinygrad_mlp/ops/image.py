@@ -70,7 +70,8 @@ def _window_slices(kernel: tuple[int, int], stride: tuple[int, int], out: tuple[
     (kh, kw), (sh, sw), (OH, OW) = kernel, stride, out
     for a in range(kh):
         for b in range(kw):
-            yield a * kw + b, slice(a, a + sh * (OH - 1) + 1, sh), slice(b, b + sw * (OW - 1) + 1, sw)
+            rows = slice(a, a + sh * (OH - 1) + 1, sh)
+            yield a * kw + b, rows, slice(b, b + sw * (OW - 1) + 1, sw)
 
 
 def _unpad(padded: np.ndarray, shape: tuple[int, ...], padding: tuple[int, int]) -> np.ndarray:

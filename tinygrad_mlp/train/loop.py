@@ -60,14 +60,18 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
         batch_size: int | None = None, shuffle: bool = True,
         validation_data: tuple[Any, Any] | None = None, validation_split: float = 0.0,
         callbacks: list[Callback] | None = None, progress: bool | str = True,
-        replay: bool | None = None) -> History:
+        replay: bool | None = None, augment: Any = None) -> History:
     """Train `model` on X (N, ...) and Y (N, ...) for `epochs` passes; returns a `History`.
 
     `batch_size` None is full-batch gradient descent, 1 per-sample SGD, k mini-batches; each
     step is a `TrainStep` (replayed when model and loss are `replayable`, or `replay=True`).
     A NaN/inf loss raises FloatingPointError, keeping the last finite weights (module docstring).
+    `augment`: a function applied to each training batch X before its step (e.g.
+    `lambda Xb: data.augment_images(Xb, flip=True, shift=2)`); validation data is not.
     """
     epochs = non_negative_int("epochs", epochs)
+    if augment is not None and not callable(augment):
+        raise TypeError(f"fit: augment must be a function of a batch X, got {augment!r}")
     check_loss_and_optimizer(loss, optimizer)
     X, Y, X_val, Y_val = training_and_validation(model, X, Y, batch_size, validation_data,
                                                  validation_split)
@@ -93,7 +97,8 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
                 started, total, track_accuracy = time.perf_counter(), 0.0, None
                 next_report = bar.begin_epoch(epoch)         # the first step to redraw after
                 for batch, index in enumerate(batches(N, batch_size, shuffle)):
-                    value = step(X[index], Y_loss[index])    # forward, loss, backward, update
+                    Xb = X[index] if augment is None else augment(X[index])
+                    value = step(Xb, Y_loss[index])          # forward, loss, backward, update
                     if not isfinite(value):                  # (the step skipped the update)
                         weights.loss_diverged(epoch, batch, value)
                     output = step.output

@@ -1,0 +1,326 @@
+"""Facial expressions in images and video: faces found, cropped, classified, drawn.
+
+    model = tm.load_model("fer.npz")             # e.g. `tinygrad-mlp train --data fer2013:CSV
+    image = cv2.imread("photo.jpg")              #        --model cnn --save fer.npz`
+    for (x, y, w, h), probabilities in tm.fer.classify_faces(model, image):
+        print(EMOTIONS[probabilities.argmax()])
+    tm.fer.annotate_video(model, 0, "out.avi")   # camera 0 (or a video file) → annotated video
+
+Faces come from OpenCV's bundled frontal-face Haar cascade; each is cropped, turned into a 48×48
+grayscale image scaled to [0, 1] (FER2013's pixels, as `tinygrad-mlp train` feeds them) and
+classified by the model, which may take (N, 1, 48, 48) images or (N, 2304) rows. Images are
+OpenCV's: uint8 (H, W, 3) in BGR order, or (H, W) grayscale. Needs the `video` extra
+(opencv-python-headless ≥ 4.8, < 5: OpenCV 5 dropped the Haar cascades).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from tinygrad_mlp.datasets import EMOTIONS
+from tinygrad_mlp.tensor import Tensor, no_grad
+
+__all__ = ["EMOTIONS", "FACE_SIZE", "detect_faces", "classify_faces", "annotate_video",
+           "face_pixels", "input_shape", "draw", "read_image", "write_image", "opencv"]
+
+FACE_SIZE = 48                        # FER2013's faces are 48×48 grayscale
+CODECS = {".avi": "MJPG", ".mp4": "mp4v"}   # what this OpenCV writes and reads back everywhere
+_cascade: list[Any] = []              # the loaded classifier (loading takes ~50 ms: once)
+
+
+def opencv() -> Any:
+    """OpenCV, or an ImportError whose hint works from a source checkout."""
+    try:
+        import cv2
+    except ImportError:
+        raise ImportError("facial expression recognition needs OpenCV, an optional extra: "
+                          "pip install -e '.[video]' (or pip install "
+                          "'opencv-python-headless>=4.8,<5')") from None
+    if not hasattr(cv2, "CascadeClassifier"):
+        raise ImportError(f"OpenCV {cv2.__version__} has no Haar cascades (OpenCV 5 removed "
+                          f"them): pip install 'opencv-python-headless>=4.8,<5'")
+    return cv2
+
+
+def _gray(image: Any) -> np.ndarray:
+    cv2 = opencv()
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (
+            image.ndim == 3 and image.shape[2] not in (3, 4)) or min(image.shape[:2]) == 0:
+        raise ValueError(f"fer: expected a uint8 image of shape (H, W), (H, W, 3) or (H, W, 4) "
+                         f"(OpenCV's BGR), got {image.dtype} {image.shape}")
+    if image.ndim == 2:
+        return image
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
+
+
+def detect_faces(image: Any, scale_factor: float = 1.2, min_neighbors: int = 5,
+                 min_size: int = 40, detect_width: int | None = 320) -> list[tuple[int, ...]]:
+    """Boxes (x, y, w, h) of the frontal faces in `image`, in its pixels, largest first.
+
+    The Haar cascade runs on a copy at most `detect_width` pixels wide (None: full size), which
+    makes 640×480 video real time; `min_size` (in the image's pixels) skips smaller faces.
+    `min_neighbors` is how many overlapping raw detections a face needs (fewer: more false
+    faces). Boxes that still overlap (one face found twice) are merged into their union.
+    """
+    cv2 = opencv()
+    gray = _gray(image)
+    scale = 1.0
+    if detect_width is not None and gray.shape[1] > detect_width:
+        scale = detect_width / gray.shape[1]
+        gray = cv2.resize(gray, (detect_width, round(gray.shape[0] * scale)),
+                          interpolation=cv2.INTER_AREA)
+    if not _cascade:
+        path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
+        classifier = cv2.CascadeClassifier(path)
+        if classifier.empty():
+            raise OSError(f"fer: OpenCV could not load its face detector {path!r}")
+        _cascade.append(classifier)
+    side = max(1, round(min_size * scale))
+    found = _cascade[0].detectMultiScale(gray, scaleFactor=scale_factor,
+                                         minNeighbors=min_neighbors, minSize=(side, side))
+    boxes = [tuple(int(round(v / scale)) for v in box) for box in np.reshape(found, (-1, 4))]
+    return _merge_overlapping(boxes)
+
+
+def _merge_overlapping(boxes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """Union of boxes that overlap by more than a third of the smaller one, largest first."""
+    merged: list[list[int]] = []
+    for x, y, w, h in sorted(boxes, key=lambda b: -b[2] * b[3]):
+        for box in merged:
+            X, Y, W, H = box
+            overlap = (max(0, min(x + w, X + W) - max(x, X)) *
+                       max(0, min(y + h, Y + H) - max(y, Y)))
+            if overlap > min(w * h, W * H) / 3:
+                left, top = min(x, X), min(y, Y)
+                box[:] = left, top, max(x + w, X + W) - left, max(y + h, Y + H) - top
+                break
+        else:
+            merged.append([x, y, w, h])
+    return [tuple(box) for box in merged]
+
+
+def face_pixels(image: Any, box: tuple[int, ...]) -> np.ndarray:
+    """The face in `box` as FER2013 pixels: 48×48 grayscale, float32 in [0, 1]."""
+    cv2 = opencv()
+    gray = _gray(image)
+    x, y, w, h = box
+    crop = gray[max(0, y):y + h, max(0, x):x + w]
+    if crop.size == 0:
+        raise ValueError(f"fer: box {tuple(box)} lies outside the image of shape {gray.shape}")
+    face = cv2.resize(crop, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
+    return face.astype(np.float32) / np.float32(255)
+
+
+def input_shape(model: Any) -> tuple[int, ...]:
+    """The per-sample shape `model` takes faces in: (1, 48, 48) or (2304,); a ValueError if it
+    takes neither or does not output one score per emotion."""
+    tried = []
+    with no_grad():
+        for shape in ((1, FACE_SIZE, FACE_SIZE), (FACE_SIZE * FACE_SIZE,)):
+            try:
+                out = model(Tensor(np.zeros((1, *shape), dtype=_dtype(model))))
+            except (ValueError, TypeError) as error:
+                tried.append(f"{(1, *shape)}: {' '.join(str(error).split())}")
+                continue
+            if np.shape(out.data if isinstance(out, Tensor) else out) == (1, len(EMOTIONS)):
+                return shape
+            tried.append(f"{(1, *shape)} gave an output of shape {np.shape(out.data)}, not "
+                         f"(1, {len(EMOTIONS)})")
+    raise ValueError(f"the model does not take 48×48 grayscale faces, as (N, 1, 48, 48) images "
+                     f"or (N, 2304) rows, to {len(EMOTIONS)} emotions; tried {'; '.join(tried)}")
+
+
+def _dtype(model: Any) -> np.dtype:
+    params = list(model.parameters()) if hasattr(model, "parameters") else []
+    return params[0].dtype if params else np.dtype(np.float32)
+
+
+def classify_faces(model: Any, image: Any, faces: list[tuple[int, ...]] | None = None,
+                   shape: tuple[int, ...] | None = None
+                   ) -> list[tuple[tuple[int, ...], np.ndarray]]:
+    """[(box, probabilities over EMOTIONS)] for each face (`detect_faces(image)` unless given).
+
+    The faces go through the model together in eval mode; outputs that are not probabilities
+    (logits) are passed through a softmax. `shape`: the model's per-sample input shape, from
+    `input_shape(model)` (pass it to skip that check when calling once per video frame).
+    """
+    faces = detect_faces(image) if faces is None else faces
+    if not faces:
+        return []
+    shape = input_shape(model) if shape is None else shape
+    batch = np.stack([face_pixels(image, box) for box in faces]).reshape(len(faces), *shape)
+    if hasattr(model, "eval"):
+        model.eval()
+    with no_grad():
+        out = model(Tensor(batch.astype(_dtype(model))))
+    scores = np.asarray(out.data if isinstance(out, Tensor) else out, dtype=np.float64)
+    if not (np.all(scores >= 0) and np.allclose(scores.sum(axis=1), 1, atol=1e-3)):
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+        scores /= scores.sum(axis=1, keepdims=True)
+    return list(zip(faces, scores))
+
+
+def draw(image: np.ndarray, results: list[tuple[tuple[int, ...], np.ndarray]]) -> np.ndarray:
+    """`image` (BGR, changed in place and returned) with each face's box, top emotion and its
+    probability."""
+    cv2 = opencv()
+    for (x, y, w, h), probabilities in results:
+        best = int(np.argmax(probabilities))
+        cv2.rectangle(image, (x, y), (x + w, y + h), (0, 255, 0), 2)
+        label = f"{EMOTIONS[best]} {probabilities[best]:.2f}"
+        cv2.putText(image, label, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (0, 255, 0), 1, cv2.LINE_AA)
+    return image
+
+
+def check_output_path(path: str, kinds: tuple[str, ...]) -> None:
+    """Before any work: `path`'s folder exists and its extension is one OpenCV writes here."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"output folder {folder!r} does not exist (for {path!r})")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"output {path!r} is a directory; give a file name")
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in kinds:
+        raise ValueError(f"output {path!r}: use one of {', '.join(kinds)}")
+
+
+def read_image(path: str) -> np.ndarray:
+    """The image at `path` as OpenCV reads it (BGR uint8), or an OSError naming the file."""
+    cv2 = opencv()
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"image {path!r} not found")
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise OSError(f"cannot read image {path!r} (not an image OpenCV can decode)")
+    return image
+
+
+def write_image(path: str, image: np.ndarray) -> None:
+    """Write `image` to `path` atomically (beside it first, then renamed)."""
+    cv2 = opencv()
+    temporary = _temporary(path)
+    try:
+        if not cv2.imwrite(temporary, image):
+            raise OSError(f"OpenCV cannot write {path!r}")
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def _temporary(path: str) -> str:
+    """A name beside `path` with its extension (OpenCV picks the format from it)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, extension = os.path.splitext(name)
+    return os.path.join(folder, f".{stem}.{os.getpid()}.tmp{extension}")
+
+
+def annotate_video(model: Any, source: int | str, out_path: str | None,
+                   show: bool = False, progress: bool = True,
+                   max_frames: int | None = None) -> dict[str, Any]:
+    """Every frame of `source` (a camera index or a video file) with its faces boxed and
+    labelled, written to `out_path` (.avi: MJPG, .mp4: mp4v; None: not written).
+
+    Returns dict(frames=frames read, faces=faces found in all, fps=frames processed per second
+    (detection, classification, drawing and writing), frames_with_faces=…, boxes=[the boxes
+    of each frame]). The file appears only when the run ends (written beside it, then renamed),
+    so a failure leaves nothing half-written; a camera runs until `max_frames`, `q` in the
+    window (`show=True`) or Ctrl-C. A tqdm bar counts a file's frames when `progress`.
+    """
+    cv2 = opencv()
+    if out_path is not None:
+        check_output_path(out_path, tuple(CODECS))
+    shape = input_shape(model)
+    camera = isinstance(source, (int, np.integer)) and not isinstance(source, bool)
+    if not camera and not os.path.isfile(source):
+        raise FileNotFoundError(f"video {source!r} not found")
+    logging = cv2.utils.logging           # OpenCV's own warnings would repeat our one line
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        capture = cv2.VideoCapture(int(source) if camera else source)
+    finally:
+        logging.setLogLevel(level)
+    temporary = None if out_path is None else _temporary(out_path)
+    writer, window = None, False
+    try:
+        ok, frame = capture.read() if capture.isOpened() else (False, None)
+        if not ok:
+            raise OSError(f"cannot open camera {source}" if camera else
+                          f"cannot read video {source!r} (not a video OpenCV can decode)")
+        if show:
+            _open_window(cv2)
+            window = True
+        fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+        if temporary is not None:
+            fourcc = cv2.VideoWriter_fourcc(*CODECS[os.path.splitext(out_path)[1].lower()])
+            writer = cv2.VideoWriter(temporary, fourcc, fps, (frame.shape[1], frame.shape[0]))
+            if not writer.isOpened():
+                raise OSError(f"OpenCV cannot write {out_path!r}")
+        total = None if camera else int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        bar = _bar(progress and not camera, total)
+        boxes: list[list[tuple[int, ...]]] = []
+        started = time.perf_counter()
+        try:
+            while ok:
+                results = classify_faces(model, frame, shape=shape)
+                boxes.append([box for box, _ in results])
+                draw(frame, results)
+                if writer is not None:
+                    writer.write(frame)
+                bar.update(1)
+                if show:
+                    cv2.imshow("tinygrad-mlp fer", frame)
+                    if cv2.waitKey(1) & 0xFF == ord("q"):
+                        break
+                if max_frames is not None and len(boxes) >= max_frames:
+                    break
+                ok, frame = capture.read()
+        except KeyboardInterrupt:
+            if not camera:
+                raise
+        seconds = time.perf_counter() - started
+        bar.close()
+        if writer is not None:
+            writer.release()
+            writer = None
+            os.replace(temporary, out_path)
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+        if temporary is not None and os.path.exists(temporary):
+            os.remove(temporary)
+        if window:
+            cv2.destroyAllWindows()
+    return dict(frames=len(boxes), faces=sum(map(len, boxes)),
+                frames_with_faces=sum(1 for b in boxes if b),
+                fps=len(boxes) / seconds if seconds > 0 else float("inf"), boxes=boxes)
+
+
+def _open_window(cv2: Any) -> None:
+    try:
+        cv2.namedWindow("tinygrad-mlp fer")
+    except cv2.error:
+        raise OSError("--show needs a display and an OpenCV with GUI support (opencv-python, "
+                      "not opencv-python-headless)") from None
+
+
+def _bar(enabled: bool, total: int | None) -> Any:
+    if enabled:
+        from tqdm import tqdm
+        return tqdm(total=total, unit="frame", desc="fer")
+
+    class Silent:
+        def update(self, n: int) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+    return Silent()
