@@ -413,3 +413,21 @@ def test_fit_trains_dropout_and_batchnorm_in_train_mode_and_predicts_in_eval_mod
     for key, value in model.state_dict().items():
         np.testing.assert_array_equal(value, state[key], err_msg=key)
     assert model.training and all(layer.training for layer in model)
+
+
+def test_a_trainstep_replaying_batchnorm_updates_its_statistics_once_per_step():
+    def run(replay):
+        tm.manual_seed(0)
+        model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+        step = tm.TrainStep(model, nn.MSELoss(), optim.SGD(model.parameters(), 0.1),
+                            replay=replay)
+        rng = np.random.default_rng(1)
+        for _ in range(5):
+            step(rng.normal(size=(8, 3)), rng.normal(size=(8, 2)))
+        return model, step
+    replayed, step = run(True)
+    eager, _ = run(False)
+    assert step.replay                               # it did replay (its check passed)
+    assert int(replayed[1].num_batches_tracked) == 5
+    for key, value in eager.state_dict().items():
+        np.testing.assert_allclose(replayed.state_dict()[key], value, rtol=1e-12, err_msg=key)

@@ -133,6 +133,7 @@ class TrainStep:
         return value
 
     def _replay(self, program: _Program, X: np.ndarray, Y: np.ndarray) -> float:
+        before = None if program.checked else _buffers(self.model)
         _renew(program.X, X)
         _renew(program.Y, Y)
         for cls, ctx, parents, options, output in program.steps:
@@ -141,11 +142,27 @@ class TrainStep:
         self.output = program.output.data
         if not program.checked:
             program.checked = True
-            if not _same(J.item(), self.loss(self.model(X), Y).item(), J.dtype):
+            # the check's eager pass must not move state a forward updates (BatchNorm's running
+            # statistics): put the buffers back as the replay (or, failing it, nothing) left them
+            replayed = _buffers(self.model)
+            same = _same(J.item(), self.loss(self.model(X), Y).item(), J.dtype)
+            _restore(replayed if same else before)
+            if not same:
                 self.replay = False
                 self._programs.clear()
                 return self._eager(X, Y)
         return self._finish(J, lambda: backpropagate(program.order, program.seed, True))
+
+
+def _buffers(model: Any) -> list[tuple[Tensor, np.ndarray]]:
+    """A copy of each buffer of `model` (a Module; anything else has none), to restore later."""
+    buffers = model.buffers() if callable(getattr(model, "buffers", None)) else []
+    return [(buffer, buffer.data.copy()) for buffer in buffers]
+
+
+def _restore(saved: list[tuple[Tensor, np.ndarray]]) -> None:
+    for buffer, data in saved:
+        buffer.data[...] = data
 
 
 def _renew(slot: tuple[np.ndarray, list[Tensor], bool], new: Any) -> None:
