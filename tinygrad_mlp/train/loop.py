@@ -48,7 +48,7 @@ from tinygrad_mlp._checks import non_negative_int
 from tinygrad_mlp.data import batches, num_batches
 from tinygrad_mlp.tensor import Tensor, increment_version, no_grad
 from tinygrad_mlp.train.callbacks import Callback, CallbackList, History, Progress
-from tinygrad_mlp.train.prepare import (as_rows, check_loss_and_optimizer, class_labels,
+from tinygrad_mlp.train.prepare import (as_rows, check_callables, class_labels,
                                         loss_targets, parameter_dtype, prepare, replayable,
                                         training_and_validation)
 from tinygrad_mlp.train.replay import TrainStep
@@ -70,9 +70,7 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
     `lambda Xb: data.augment_images(Xb, flip=True, shift=2)`); validation data is not.
     """
     epochs = non_negative_int("epochs", epochs)
-    if augment is not None and not callable(augment):
-        raise TypeError(f"fit: augment must be a function of a batch X, got {augment!r}")
-    check_loss_and_optimizer(loss, optimizer)
+    check_callables(loss, optimizer, augment)
     X, Y, X_val, Y_val = training_and_validation(model, X, Y, batch_size, validation_data,
                                                  validation_split)
     N, steps = len(X), num_batches(len(X), batch_size)

@@ -16,7 +16,7 @@ from tinygrad_mlp.nn import CrossEntropyLoss, Module
 from tinygrad_mlp.tensor import Tensor, get_default_dtype, no_grad
 
 __all__ = ["parameter_dtype", "as_rows", "prepare", "check_finite", "class_labels", "loss_targets",
-           "replayable", "check_loss_and_optimizer", "training_and_validation"]
+           "replayable", "check_callables", "training_and_validation"]
 
 
 def parameter_dtype(model: Any) -> np.dtype:
@@ -100,8 +100,11 @@ def replayable(model: Any, loss: Any) -> bool:
     return all(getattr(obj, "replayable", False) is True for obj in [*modules, loss])
 
 
-def check_loss_and_optimizer(loss: Any, optimizer: Any) -> None:
-    """The loss is callable and the optimizer has zero_grad() and step()."""
+def check_callables(loss: Any, optimizer: Any, augment: Any = None) -> None:
+    """The loss is callable, the optimizer has zero_grad() and step(), augment is None or a
+    function of a batch X."""
+    if augment is not None and not callable(augment):
+        raise TypeError(f"fit: augment must be a function of a batch X, got {augment!r}")
     if not callable(loss):
         raise TypeError(f"fit: loss must be callable, got {type(loss).__name__}")
     for method in ("zero_grad", "step"):
