@@ -44,13 +44,13 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_mlp._checks import non_negative_int
+from tinygrad_mlp._checks import choice, non_negative_int
 from tinygrad_mlp.data import batches, num_batches
 from tinygrad_mlp.tensor import Tensor, increment_version, no_grad
 from tinygrad_mlp.train.callbacks import Callback, CallbackList, History, Progress
-from tinygrad_mlp.train.prepare import (as_rows, check_callables, class_labels,
-                                        loss_targets, parameter_dtype, prepare, replayable,
-                                        training_and_validation)
+from tinygrad_mlp.train.prepare import (as_rows, check_before_training, check_callables,
+                                        class_labels, loss_targets, parameter_dtype, prepare,
+                                        replayable, training_and_validation)
 from tinygrad_mlp.train.replay import TrainStep
 
 __all__ = ["fit", "evaluate", "predict"]
@@ -71,8 +71,11 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
     """
     epochs = non_negative_int("epochs", epochs)
     check_callables(loss, optimizer, augment)
+    choice("shuffle", shuffle, (True, False), owner="fit")
+    choice("replay", replay, (None, True, False), owner="fit")
     X, Y, X_val, Y_val = training_and_validation(model, X, Y, batch_size, validation_data,
                                                  validation_split)
+    check_before_training(model, loss, X, Y, callbacks, X_val is not None)
     N, steps = len(X), num_batches(len(X), batch_size)
     bar = Progress(progress, epochs, steps)
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": N, "steps": steps})

@@ -16,7 +16,8 @@ from tinygrad_mlp.nn import CrossEntropyLoss, Module
 from tinygrad_mlp.tensor import Tensor, get_default_dtype, no_grad
 
 __all__ = ["parameter_dtype", "as_rows", "prepare", "check_finite", "class_labels", "loss_targets",
-           "replayable", "check_callables", "training_and_validation"]
+           "replayable", "check_callables", "training_and_validation",
+           "check_before_training"]
 
 
 def parameter_dtype(model: Any) -> np.dtype:
@@ -98,6 +99,35 @@ def replayable(model: Any, loss: Any) -> bool:
     once and replayed (`Module.replayable`; the built-in modules do)?"""
     modules = list(model.modules()) if isinstance(model, Module) else [model]
     return all(getattr(obj, "replayable", False) is True for obj in [*modules, loss])
+
+
+def check_before_training(model: Any, loss: Any, X: np.ndarray, Y: np.ndarray,
+                          callbacks: Any, validating: bool) -> None:
+    """What would otherwise fail (or, replayed, pass unchecked) after weights changed: a model
+    without parameters, a callback watching val_* without validation data, and any target the
+    loss refuses. The loss's own checks run on all of Y at once, against the model's output for
+    the first row repeated N times (one forward pass of one row, in eval mode)."""
+    if isinstance(model, Module) and not list(model.parameters()):
+        raise ValueError(f"fit: the model ({type(model).__name__}) has no parameters to train")
+    for callback in callbacks or []:
+        monitor = getattr(callback, "monitor", None)
+        if isinstance(monitor, str) and monitor.startswith("val_") and not validating:
+            raise ValueError(f"fit: {type(callback).__name__} monitors {monitor!r}, but there is "
+                             f"no validation data; pass validation_data or validation_split")
+    was_training = getattr(model, "training", None)
+    try:
+        if hasattr(model, "eval"):
+            model.eval()
+        with no_grad(), np.errstate(all="ignore"):
+            first = model(X[:1])
+            first = first.data if isinstance(first, Tensor) else np.asarray(first)
+            J = loss(Tensor(np.broadcast_to(first, (len(X),) + first.shape[1:])), Y)
+    finally:
+        if was_training is not None and hasattr(model, "train"):
+            model.train(was_training)
+    if np.size(J.data if isinstance(J, Tensor) else J) != 1:
+        raise ValueError(f"fit: the loss must be a scalar, got shape {np.shape(J)}; reduce it "
+                         f"with .sum() or .mean()")
 
 
 def check_callables(loss: Any, optimizer: Any, augment: Any = None) -> None:

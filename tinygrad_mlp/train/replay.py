@@ -26,6 +26,7 @@ import numpy as np
 
 from tinygrad_mlp.tensor import (Tensor, TapeEntry, backpropagate, is_recording, record_tape,
                                  topological_order)
+from tinygrad_mlp.train.prepare import replayable
 
 
 class _Program:
@@ -81,14 +82,20 @@ class TrainStep:
     but replays a recorded tape for batch shapes it has seen (at most `max_programs` of them:
     a full batch and the last short one, typically). A non-finite loss skips backward and the
     update, so the weights stay those of the last finite step; the value is returned as is.
-    `replay=False` always runs eagerly. After each call `output` holds the model's prediction
-    for the batch (an array, valid until the next call).
+    `replay=None` (the default) replays only what is proven safe: a model and loss built from
+    modules that declare `replayable` (all built-in ones); `replay=True` vouches for a custom
+    model (its graph must not depend on the data's values); `replay=False` always runs
+    eagerly. After each call `output` holds the model's prediction for the batch (an array,
+    valid until the next call).
     """
 
     def __init__(self, model: Callable[[Any], Tensor], loss: Callable[[Tensor, Any], Tensor],
-                 optimizer: Any, replay: bool = True, max_programs: int = 4) -> None:
+                 optimizer: Any, replay: bool | None = None, max_programs: int = 4) -> None:
+        if not (replay is None or isinstance(replay, bool)):
+            raise ValueError(f"TrainStep: replay must be None, True or False, got {replay!r}")
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        self.replay, self.max_programs = replay, max_programs
+        self.replay = replayable(model, loss) if replay is None else replay
+        self.max_programs = max_programs
         self._programs: dict[tuple, _Program] = {}
         self.output: np.ndarray | None = None
 
@@ -110,6 +117,9 @@ class TrainStep:
         return self._finish(J, lambda: J.backward())
 
     def _finish(self, J: Tensor, backward: Callable[[], None]) -> float:
+        if J.data.size != 1:
+            raise ValueError(f"TrainStep: the loss must be a scalar, got shape {J.shape}; "
+                             f"reduce it with .sum() or .mean()")
         value = J.item()
         if math.isfinite(value):
             self.optimizer.zero_grad()
