@@ -11,13 +11,14 @@ checks every declared size against the file before allocating.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import secrets
 import stat
 import zipfile
-from typing import Any, BinaryIO, Callable, Mapping
+from typing import Any, BinaryIO, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -238,19 +239,21 @@ def _read_npz(file: BinaryIO, path: str, size: int) -> dict[str, np.ndarray]:
     with archive:
         for member in archive.infolist():
             key = _check_member(member, path, size, arrays)
-            try:
-                with archive.open(member) as stream:
-                    arrays[key] = _read_member(stream, member, path)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
-                if isinstance(error, _RefusedMember):
-                    raise
-                raise ValueError(f"load: {path!r}, member {member.filename!r} is corrupt or "
-                                 f"truncated ({error})") from error
+            with _corrupt_as_value_error(path, member):
+                stream = archive.open(member)
+            with stream:
+                arrays[key] = _read_member(stream, member, path)
     return arrays
 
 
-class _RefusedMember(ValueError):
-    """A member `save` would never write (its message names the file and the member)."""
+@contextlib.contextmanager
+def _corrupt_as_value_error(path: str, member: zipfile.ZipInfo) -> Iterator[None]:
+    """What zipfile and numpy raise on broken bytes, as a ValueError naming file and member."""
+    try:
+        yield
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        raise ValueError(f"load: {path!r}, member {member.filename!r} is corrupt or truncated "
+                         f"({error})") from error
 
 
 def _check_member(member: zipfile.ZipInfo, path: str, size: int,
@@ -258,41 +261,43 @@ def _check_member(member: zipfile.ZipInfo, path: str, size: int,
     """The key a member holds, once its entry in the zip directory is what `save` writes."""
     where = f"load: {path!r}, member {member.filename!r}"
     if not member.filename.endswith(".npy"):
-        raise _RefusedMember(f"{where} is not a .npy array; tm.save writes only .npy members")
+        raise ValueError(f"{where} is not a .npy array; tm.save writes only .npy members")
     if member.compress_type != zipfile.ZIP_STORED:
-        raise _RefusedMember(f"{where} is compressed; tm.save writes only uncompressed members "
+        raise ValueError(f"{where} is compressed; tm.save writes only uncompressed members "
                              f"(a compressed member could inflate without limit)")
     if member.flag_bits & 0x1:
-        raise _RefusedMember(f"{where} is encrypted")
+        raise ValueError(f"{where} is encrypted")
     if member.file_size != member.compress_size or member.header_offset + member.file_size > size:
-        raise _RefusedMember(f"{where} declares {member.file_size} bytes, more than the "
+        raise ValueError(f"{where} declares {member.file_size} bytes, more than the "
                              f"{size}-byte file holds: corrupt or truncated")
     key = member.filename[:-len(".npy")]
     if key in seen:
-        raise _RefusedMember(f"{where} appears twice; a checkpoint holds each name once")
+        raise ValueError(f"{where} appears twice; a checkpoint holds each name once")
     return key
 
 
 def _read_member(stream: BinaryIO, member: zipfile.ZipInfo, path: str) -> np.ndarray:
     """One .npy member as a fresh array, its header checked against the member's size first."""
     where = f"load: {path!r}, member {member.filename!r}"
-    version = np.lib.format.read_magic(stream)
-    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                   else np.lib.format.read_array_header_2_0)
-    shape, fortran_order, dtype = read_header(stream)
+    with _corrupt_as_value_error(path, member):
+        version = np.lib.format.read_magic(stream)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran_order, dtype = read_header(stream)
     if dtype.kind not in _SAVED_KINDS or dtype.fields is not None or dtype.subdtype is not None:
         hint = ", which needs pickle" if dtype.hasobject else ""
-        raise _RefusedMember(f"{where} has dtype {dtype}{hint}; only bool, integer and float "
+        raise ValueError(f"{where} has dtype {dtype}{hint}; only bool, integer and float "
                              f"arrays are loaded")
     if dtype.newbyteorder("<") != dtype:
-        raise _RefusedMember(f"{where} has big-endian dtype {dtype.str}; tm.save writes "
+        raise ValueError(f"{where} has big-endian dtype {dtype.str}; tm.save writes "
                              f"little-endian")
     count = math.prod(shape)
     nbytes = count * dtype.itemsize
     if stream.tell() + nbytes != member.file_size:
-        raise _RefusedMember(f"{where} declares shape {shape} of {dtype} ({nbytes} bytes) but "
+        raise ValueError(f"{where} declares shape {shape} of {dtype} ({nbytes} bytes) but "
                              f"holds {member.file_size - stream.tell()} bytes of data")
     flat = np.empty(count, dtype=dtype)
-    if stream.readinto(memoryview(flat.view(np.uint8))) != nbytes or stream.read(1):
-        raise ValueError(f"{nbytes} bytes of data expected")
+    with _corrupt_as_value_error(path, member):
+        if stream.readinto(memoryview(flat.view(np.uint8))) != nbytes or stream.read(1):
+            raise ValueError(f"{nbytes} bytes of data expected")
     return flat.reshape(shape, order="F" if fortran_order else "C")
