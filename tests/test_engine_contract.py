@@ -305,3 +305,9 @@ def test_a_one_hot_row_with_nan_is_reported_as_not_a_number():
     Y[1, 0] = np.nan
     with pytest.raises(ValueError, match=r"target nan at position \(1, 0\) is not a number"):
         nn.CrossEntropyLoss()(tm.Tensor(np.full((3, 2), 0.5, np.float32)), Y)
+
+
+def test_a_conv_layer_follows_the_same_rule():
+    conv = nn.Conv2d(1, 2, 3)
+    out = conv(np.random.default_rng(0).standard_normal((2, 1, 5, 5)))   # float64 batch
+    assert out.dtype == conv.weight.dtype == np.float32

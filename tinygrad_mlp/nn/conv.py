@@ -19,7 +19,7 @@ from tinygrad_mlp.nn import init
 from tinygrad_mlp.nn.containers import Sequential
 from tinygrad_mlp.nn.activations import ReLU, Softmax
 from tinygrad_mlp.nn.layers import Dropout, Flatten, Linear
-from tinygrad_mlp.nn.module import Module
+from tinygrad_mlp.nn.module import Module, cast_input
 from tinygrad_mlp.ops.image import pair, pool_arguments
 from tinygrad_mlp.tensor import Tensor, get_default_dtype
 
@@ -64,6 +64,7 @@ class Conv2d(Module):
             init.uniform(self.bias, -bound, bound)
 
     def forward(self, X: Any) -> Tensor:
+        X = cast_input(X, self.weight.data.dtype)        # computes in the weight's dtype
         shape = _shape_of(X)
         if len(shape) != 4 or shape[1] != self.in_channels:
             raise ValueError(f"{self.short_name()} expected input of shape (N, "
