@@ -326,3 +326,25 @@ def test_fit_augments_each_training_batch():
     with pytest.raises(TypeError, match="augment must be a function"):
         tm.fit(model, X, y, nn.CrossEntropyLoss(), tm.optim.SGD(model.parameters(), lr=0.1),
                augment=3)
+
+
+# --- tinygrad-mlp train --model cnn ----------------------------------------------------------------
+
+def test_train_model_cnn_saves_a_model_file_that_rebuilds_the_network(tmp_path, capsys):
+    from tinygrad_mlp.cli import main
+    path = str(tmp_path / "cnn.npz")
+    assert main(["train", "--model", "cnn", "--epochs", "1", "--save", path, "--quiet"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    model = tm.load_model(path)
+    assert isinstance(model[0], nn.Conv2d) and model[0].weight.shape == (32, 1, 3, 3)
+    assert tm.predict(model.eval(), np.zeros((3, 1, 8, 8), np.float32)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "cnn", "--loss", "mse"], "--model cnn trains with --loss ce"),
+    (["--augment"], "--augment applies to --model cnn"),
+])
+def test_train_model_cnn_usage_errors(argv, message, capsys):
+    from tinygrad_mlp.cli import main
+    assert main(["train", *argv]) == 2
+    assert message in capsys.readouterr().err

@@ -393,7 +393,7 @@ def _train(args: argparse.Namespace) -> int:
     history = fit(model, X_train, Y_train, loss, optimizer, epochs=epochs, batch_size=batch_size,
                   progress=progress, augment=augment)
     seconds = time.perf_counter() - started
-    result = evaluate(model, X_test, Y_test, loss)
+    result = evaluate(model, X_test, Y_test, loss, batch_size=500)   # (a cnn at once: GBs)
     correct = round(result["accuracy"] * len(X_test))
     print(f"test accuracy {result['accuracy']:.4f} ({correct}/{len(X_test)}) - test loss "
           f"{result['loss']:.4f} - trained in {seconds:.1f}s")
