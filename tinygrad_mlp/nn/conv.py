@@ -21,7 +21,7 @@ from tinygrad_mlp.nn.activations import ReLU, Softmax
 from tinygrad_mlp.nn.layers import Dropout, Flatten, Linear
 from tinygrad_mlp.nn.module import Module, cast_input
 from tinygrad_mlp.ops.image import pair, pool_arguments
-from tinygrad_mlp.tensor import Tensor, get_default_dtype
+from tinygrad_mlp.tensor import Function, Tensor, get_default_dtype
 
 
 def _shape_of(X: Any) -> tuple[int, ...]:
@@ -80,46 +80,39 @@ class Conv2d(Module):
                 f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
 
 
-class MaxPool2d(Module):
-    """The maximum of each kernel_size window (padding counts as −inf): (N, C, H, W) in.
+class _Pool2d(Module):
+    """What the two poolings share: their arguments, checked once, and one op per window.
     stride defaults to the kernel size; padding may be at most half the kernel."""
 
     replayable = True     # the graph never depends on the values
+    pool: type[Function]  # the op each subclass applies
 
     def __init__(self, kernel_size: int | tuple[int, int],
                  stride: int | tuple[int, int] | None = None,
                  padding: int | tuple[int, int] = 0) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.padding = pool_arguments(
-            "MaxPool2d", kernel_size, stride, padding)
+            type(self).__name__, kernel_size, stride, padding)
 
     def forward(self, X: Any) -> Tensor:
-        return ops.MaxPool2d.apply(X, kernel_size=self.kernel_size, stride=self.stride,
-                                   padding=self.padding)
+        return self.pool.apply(X, kernel_size=self.kernel_size, stride=self.stride,
+                               padding=self.padding)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AvgPool2d(Module):
+class MaxPool2d(_Pool2d):
+    """The maximum of each kernel_size window (padding counts as −inf): (N, C, H, W) in."""
+
+    pool = ops.MaxPool2d
+
+
+class AvgPool2d(_Pool2d):
     """The mean of each kernel_size window (padded zeros count, as in PyTorch's default).
     Arguments as MaxPool2d's."""
 
-    replayable = True     # the graph never depends on the values
-
-    def __init__(self, kernel_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] | None = None,
-                 padding: int | tuple[int, int] = 0) -> None:
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = pool_arguments(
-            "AvgPool2d", kernel_size, stride, padding)
-
-    def forward(self, X: Any) -> Tensor:
-        return ops.AvgPool2d.apply(X, kernel_size=self.kernel_size, stride=self.stride,
-                                   padding=self.padding)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+    pool = ops.AvgPool2d
 
 
 def cnn(height: int, width: int, classes: int, channels: int = 1, hidden: int = 128,
