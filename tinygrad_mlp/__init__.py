@@ -17,7 +17,8 @@ from tinygrad_mlp.gradcheck import GradcheckError, gradcheck
 from tinygrad_mlp import viz, blog
 from tinygrad_mlp.io import load, load_model, save, save_model
 from tinygrad_mlp import export, fer
-from tinygrad_mlp.train import Callback, EarlyStopping, History, TrainStep, evaluate, fit, predict
+from tinygrad_mlp.train import (Callback, EarlyStopping, History, LearningRateScheduler, TrainStep,
+                                evaluate, fit, predict)
 
 __version__ = "0.1.0"
 
@@ -26,7 +27,7 @@ __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "s
            "concatenate", "where", "maximum", "minimum", "ops", "nn", "optim",
            "data", "datasets", "reference", "gradcheck", "GradcheckError", "viz", "blog", "save",
            "load", "save_model", "load_model", "export", "fer", "fit", "evaluate", "predict",
-           "History", "Callback", "EarlyStopping", "TrainStep"]
+           "History", "Callback", "EarlyStopping", "LearningRateScheduler", "TrainStep"]
 
 _LAZY_MODULES = ("testing", "exercises")   # testing imports hypothesis (the `test` extra)
 

@@ -97,7 +97,7 @@ class Dropout(Module):
     `tm.manual_seed` makes it reproducible); in eval() it is the identity."""
 
     preserves_shape = True
-    replayable = False    # a replay's first check against an eager pass would see another mask
+    replayable = True     # ops.Dropout draws its mask inside forward: every replay a new one
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()

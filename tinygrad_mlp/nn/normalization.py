@@ -32,9 +32,9 @@ class _BatchNorm(Module):
     ranks: tuple[int, ...] = ()
     shapes: str = ""
     preserves_shape = True
-    # A TrainStep's first replay is checked by running the model eagerly once more, which would
-    # move the running statistics twice: so BatchNorm runs eagerly.
-    replayable = False
+    # ops.BatchNorm updates the running statistics inside forward, so a TrainStep replay updates
+    # them too (and the eager pass checking its first replay restores them).
+    replayable = True
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True) -> None:

@@ -1,4 +1,5 @@
-"""What fit reports and who it tells: History, Callback (Keras's hooks), EarlyStopping, progress.
+"""What fit reports and who it tells: History, Callback (Keras's hooks), EarlyStopping,
+LearningRateScheduler, progress.
 
 `fit` returns a `History` (one value per epoch for each metric) and calls each `Callback`'s
 hooks through one `CallbackList`; `Progress` draws a tqdm bar per epoch on a terminal, or prints
@@ -15,8 +16,10 @@ from typing import Any, Iterable
 import numpy as np
 
 from tinygrad_mlp._checks import choice, finite_real, non_negative_int
+from tinygrad_mlp.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
-__all__ = ["History", "Callback", "EarlyStopping", "CallbackList", "Progress"]
+__all__ = ["History", "Callback", "EarlyStopping", "LearningRateScheduler", "CallbackList",
+           "Progress"]
 
 
 class History:
@@ -146,6 +149,51 @@ class EarlyStopping(Callback):
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.restore_best and self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)
+
+
+class LearningRateScheduler(Callback):
+    """Step a learning-rate schedule once per epoch inside `fit`, after the epoch and its
+    validation (where a PyTorch loop calls `sched.step()`):
+
+        sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=30)
+        tm.fit(model, X, Y, loss, opt, epochs=30, callbacks=[tm.LearningRateScheduler(sched)])
+
+    A ReduceLROnPlateau reads the epoch's metric named by `monitor` ("val_loss", "loss",
+    "val_accuracy", …), which it needs; the other schedules take no metric. `learning_rates`
+    lists, per epoch, the learning rate of each param group that epoch trained with.
+    """
+
+    def __init__(self, schedule: LRScheduler | ReduceLROnPlateau,
+                 monitor: str | None = None) -> None:
+        if not isinstance(schedule, (LRScheduler, ReduceLROnPlateau)):
+            raise TypeError(f"LearningRateScheduler: expects a schedule from "
+                            f"tinygrad_mlp.optim.lr_scheduler, got {type(schedule).__name__}")
+        plateau = isinstance(schedule, ReduceLROnPlateau)
+        if plateau and monitor is None:
+            raise ValueError("LearningRateScheduler: ReduceLROnPlateau needs the metric it "
+                             "watches: monitor='val_loss', for example")
+        if not plateau and monitor is not None:
+            raise ValueError(f"LearningRateScheduler: only ReduceLROnPlateau reads a metric; "
+                             f"{type(schedule).__name__} takes monitor=None, got {monitor!r}")
+        if monitor is not None and not isinstance(monitor, str):
+            raise TypeError(f"LearningRateScheduler: monitor must be a metric name, got "
+                            f"{monitor!r}")
+        self.schedule, self.monitor = schedule, monitor
+        self.learning_rates: list[list[float]] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.learning_rates.append([g["lr"] for g in self.schedule.optimizer.param_groups])
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.monitor is None:
+            self.schedule.step()
+            return
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise ValueError(f"LearningRateScheduler: monitor={self.monitor!r} is not among the "
+                             f"recorded metrics {sorted(logs)} (val_* metrics need "
+                             f"validation_data or validation_split)")
+        self.schedule.step(logs[self.monitor])
 
 
 class CallbackList:

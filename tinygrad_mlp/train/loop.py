@@ -49,8 +49,8 @@ from tinygrad_mlp.data import batches, num_batches
 from tinygrad_mlp.tensor import Tensor, increment_version, no_grad
 from tinygrad_mlp.train.callbacks import Callback, CallbackList, History, Progress
 from tinygrad_mlp.train.prepare import (as_rows, check_before_training, check_callables,
-                                        class_labels, loss_targets, parameter_dtype, prepare,
-                                        replayable, training_and_validation)
+                                        class_labels, eval_mode, loss_targets, parameter_dtype,
+                                        prepare, replayable, training_and_validation)
 from tinygrad_mlp.train.replay import TrainStep
 
 __all__ = ["fit", "evaluate", "predict"]
@@ -180,21 +180,14 @@ def evaluate(model: Any, X: Any, Y: Any, loss: Any, batch_size: int | None = Non
     N = len(X)
     labels = class_labels(Y)
     total, correct, track_accuracy = 0.0, 0, False
-    was_training = getattr(model, "training", None)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
-        with np.errstate(all="ignore"):
-            for index in batches(N, batch_size, shuffle=False):
-                pred = model(Tensor(X[index]))
-                total += loss(pred, Y[index]).item() * len(pred.data)
-                track_accuracy = labels is not None and pred.data.ndim == 2 \
-                    and pred.data.shape[1] > 1
-                if track_accuracy:
-                    correct += int(np.count_nonzero(pred.data.argmax(1) == labels[index]))
-    finally:
-        if was_training is not None and hasattr(model, "train"):
-            model.train(was_training)
+    with eval_mode(model), np.errstate(all="ignore"):
+        for index in batches(N, batch_size, shuffle=False):
+            pred = model(Tensor(X[index]))
+            total += loss(pred, Y[index]).item() * len(pred.data)
+            track_accuracy = labels is not None and pred.data.ndim == 2 \
+                and pred.data.shape[1] > 1
+            if track_accuracy:
+                correct += int(np.count_nonzero(pred.data.argmax(1) == labels[index]))
     result = {"loss": total / N}
     if track_accuracy:
         result["accuracy"] = correct / N
@@ -211,14 +204,7 @@ def predict(model: Any, X: Any, batch_size: int | None = None) -> np.ndarray:
     if len(X) == 0:
         raise ValueError(f"X has 0 samples (shape {X.shape})")
     X = X.astype(parameter_dtype(model), copy=False)
-    was_training = getattr(model, "training", None)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
-        with no_grad():
-            outputs = [model(Tensor(X[index])).data
-                       for index in batches(len(X), batch_size, shuffle=False)]
-    finally:
-        if was_training is not None and hasattr(model, "train"):
-            model.train(was_training)
+    with eval_mode(model), no_grad():
+        outputs = [model(Tensor(X[index])).data
+                   for index in batches(len(X), batch_size, shuffle=False)]
     return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)

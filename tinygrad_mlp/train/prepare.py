@@ -7,7 +7,8 @@ Nothing here changes a weight: a bad argument is an error before training starts
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -86,12 +87,27 @@ def loss_targets(model: Any, loss: Any, X: np.ndarray, Y: np.ndarray,
     step's graph reads them directly (and can be replayed); anything else is Y itself."""
     if not (isinstance(loss, CrossEntropyLoss) and labels is Y):
         return Y
-    with no_grad():
-        K = np.shape(model(X[:1]))[-1]
+    with eval_mode(model), no_grad():      # K from one row, in eval mode: in training mode
+        K = np.shape(model(X[:1]))[-1]      # BatchNorm would count it, Dropout draw a mask
     try:
         return one_hot(Y, K, dtype=X.dtype)
     except ValueError as error:
         raise ValueError(f"Y does not fit the model's {K} outputs: {error}") from None
+
+
+@contextlib.contextmanager
+def eval_mode(model: Any) -> Iterator[None]:
+    """`model` in eval mode inside the block (Dropout off, BatchNorm on its running statistics);
+    after it every module is back in the mode it had, even on error."""
+    modules = list(model.modules()) if isinstance(model, Module) else []
+    modes = [module.training for module in modules]
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        yield
+    finally:
+        for module, mode in zip(modules, modes):
+            module.training = mode
 
 
 def replayable(model: Any, loss: Any) -> bool:
@@ -114,17 +130,10 @@ def check_before_training(model: Any, loss: Any, X: np.ndarray, Y: np.ndarray,
         if isinstance(monitor, str) and monitor.startswith("val_") and not validating:
             raise ValueError(f"fit: {type(callback).__name__} monitors {monitor!r}, but there is "
                              f"no validation data; pass validation_data or validation_split")
-    was_training = getattr(model, "training", None)
-    try:
-        if hasattr(model, "eval"):
-            model.eval()
-        with no_grad(), np.errstate(all="ignore"):
-            first = model(X[:1])
-            first = first.data if isinstance(first, Tensor) else np.asarray(first)
-            J = loss(Tensor(np.broadcast_to(first, (len(X),) + first.shape[1:])), Y)
-    finally:
-        if was_training is not None and hasattr(model, "train"):
-            model.train(was_training)
+    with eval_mode(model), no_grad(), np.errstate(all="ignore"):
+        first = model(X[:1])
+        first = first.data if isinstance(first, Tensor) else np.asarray(first)
+        J = loss(Tensor(np.broadcast_to(first, (len(X),) + first.shape[1:])), Y)
     if np.size(J.data if isinstance(J, Tensor) else J) != 1:
         raise ValueError(f"fit: the loss must be a scalar, got shape {np.shape(J)}; reduce it "
                          f"with .sum() or .mean()")

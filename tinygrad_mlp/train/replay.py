@@ -15,6 +15,12 @@ stays eager), and the first replay of each tape is compared with an eager forwar
 the same batch; any difference switches the TrainStep to eager for good. Each recorded op keeps
 one ctx that every replay's forward refills, so a Function used under replay must set, in
 forward, every ctx attribute its backward reads (all built-in Functions do).
+
+State a forward changes besides its output stays right under replay when the Function changes
+it inside `forward`: Dropout draws a new mask from `tm.get_generator()` on every replay, and
+BatchNorm updates its running statistics (arrays passed as options) in place. The eager pass
+that checks a first replay starts from the generator state and buffers the replay started
+from, and leaves them as the replay did. A tape is kept per train/eval mode of the model.
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tinygrad_mlp.tensor import (Tensor, TapeEntry, backpropagate, is_recording, record_tape,
-                                 topological_order)
+from tinygrad_mlp.tensor import (Tensor, TapeEntry, backpropagate, get_generator, is_recording,
+                                 record_tape, topological_order)
 from tinygrad_mlp.train.prepare import replayable
 
 
@@ -102,7 +108,7 @@ class TrainStep:
     def __call__(self, X: np.ndarray, Y: np.ndarray) -> float:
         if not self.replay:
             return self._eager(X, Y)
-        key = (X.shape, X.dtype, Y.shape, Y.dtype)
+        key = (X.shape, X.dtype, Y.shape, Y.dtype, getattr(self.model, "training", None))
         program = self._programs.get(key)
         if program is not None:
             return self._replay(program, X, Y)
@@ -143,36 +149,45 @@ class TrainStep:
         return value
 
     def _replay(self, program: _Program, X: np.ndarray, Y: np.ndarray) -> float:
-        before = None if program.checked else _buffers(self.model)
+        checking = not program.checked
+        if checking:
+            before = _SideState(self.model)
         _renew(program.X, X)
         _renew(program.Y, Y)
         for cls, ctx, parents, options, output in program.steps:
             _renew(output, cls.forward(ctx, *[p.data for p in parents], **options))
         J = program.loss
         self.output = program.output.data
-        if not program.checked:
+        if checking:            # the same step once more, eagerly, from the same side state
             program.checked = True
-            # the check's eager pass must not move state a forward updates (BatchNorm's running
-            # statistics): put the buffers back as the replay (or, failing it, nothing) left them
-            replayed = _buffers(self.model)
-            same = _same(J.item(), self.loss(self.model(X), Y).item(), J.dtype)
-            _restore(replayed if same else before)
-            if not same:
+            after = _SideState(self.model)
+            before.restore()
+            agrees = _same(J.item(), self.loss(self.model(X), Y).item(), J.dtype)
+            if not agrees:
+                before.restore()
                 self.replay = False
                 self._programs.clear()
                 return self._eager(X, Y)
+            after.restore()
         return self._finish(J, lambda: backpropagate(program.order, program.seed, True))
 
 
-def _buffers(model: Any) -> list[tuple[Tensor, np.ndarray]]:
-    """A copy of each buffer of `model` (a Module; anything else has none), to restore later."""
-    buffers = model.buffers() if callable(getattr(model, "buffers", None)) else []
-    return [(buffer, buffer.data.copy()) for buffer in buffers]
+class _SideState:
+    """What a forward pass changes besides its outputs: the random generator (Dropout draws its
+    masks from it) and the model's buffers (BatchNorm's running statistics and count). Taken
+    before and after a checked replay, so the eager pass that checks it draws the same masks
+    and the statistics move once per step, not twice."""
 
+    def __init__(self, model: Any) -> None:
+        self.generator = get_generator().bit_generator
+        self.state = self.generator.state
+        buffers = model.buffers() if callable(getattr(model, "buffers", None)) else []
+        self.buffers = [(buffer.data, buffer.data.copy()) for buffer in buffers]
 
-def _restore(saved: list[tuple[Tensor, np.ndarray]]) -> None:
-    for buffer, data in saved:
-        buffer.data[...] = data
+    def restore(self) -> None:
+        self.generator.state = self.state
+        for array, saved in self.buffers:
+            np.copyto(array, saved)
 
 
 def _renew(slot: tuple[np.ndarray, list[Tensor], bool], new: Any) -> None:
