@@ -105,6 +105,14 @@ def _onnx_gelu(g: _Graph, layer: Any, x: str, name: str, out_shape: tuple[int, .
     return g.node("Mul", [half, g.node("Add", [phi, g.constant(f"{name}.one", 1.0)], name)], name)
 
 
+def _onnx_softplus(g: _Graph, layer: Any, x: str, name: str, out_shape: tuple[int, ...]) -> str:
+    """log(1 + e^(beta·x))/beta, and x itself where beta·x > threshold (PyTorch's form)."""
+    scaled = g.node("Mul", [x, g.constant(f"{name}.beta", layer.beta)], name)
+    smooth = g.node("Div", [g.node("Softplus", [scaled], name), f"{name}.beta"], name)
+    above = g.node("Greater", [scaled, g.constant(f"{name}.threshold", layer.threshold)], name)
+    return g.node("Where", [above, x, smooth], name)
+
+
 def _onnx_flatten(g: _Graph, layer: Any, x: str, name: str, out_shape: tuple[int, ...]) -> str:
     """A Reshape to the traced output shape, the batch axis kept dynamic (0: copy it), or
     folded into the first axis (-1) when the layer flattens it away."""
@@ -160,7 +168,7 @@ _ONNX: dict[str, Callable[..., str]] = {
     "LogSoftmax": _same("LogSoftmax", axis=lambda layer: layer.axis),
     "LeakyReLU": _same("LeakyRelu", alpha=lambda layer: float(layer.negative_slope)),
     "ELU": _same("Elu", alpha=lambda layer: float(layer.alpha)),
-    "Softplus": _same("Softplus"), "GELU": _onnx_gelu,
+    "Softplus": _onnx_softplus, "GELU": _onnx_gelu,
     "Identity": _same("Identity"), "Dropout": _same("Identity"),      # dropout's eval form
     "Flatten": _onnx_flatten,
     "BatchNorm1d": _onnx_batch_norm, "BatchNorm2d": _onnx_batch_norm,
@@ -285,7 +293,8 @@ _TORCH: dict[str, Callable[[Any, Any], Any]] = {
     "LeakyReLU": _twin("LeakyReLU", negative_slope=lambda layer: layer.negative_slope),
     "ELU": _twin("ELU", alpha=lambda layer: layer.alpha),
     "GELU": _twin("GELU", approximate=lambda layer: layer.approximate),
-    "Softplus": _twin("Softplus"),
+    "Softplus": _twin("Softplus", beta=lambda layer: layer.beta,
+                      threshold=lambda layer: layer.threshold),
     "Identity": _twin("Identity"), "Dropout": _twin("Dropout", p=lambda layer: layer.p),
     "Flatten": _twin("Flatten", start_dim=lambda layer: layer.start_axis,
                      end_dim=lambda layer: layer.end_axis),
