@@ -596,3 +596,13 @@ def test_fit_replays_only_models_whose_modules_all_declare_it(layer, replayed):
         assert counter.calls <= 4 + 1
     else:           # built anew for each of the 2 × 12 steps
         assert counter.calls == 24 + 1
+
+
+def test_a_history_shows_itself_as_a_table_of_its_epochs():
+    history = tm.History()
+    history.append(0, {"loss": 0.5, "accuracy": 0.75}, 0.125)
+    history.append(1, {"loss": 0.25, "accuracy": 0.875}, 0.5)
+    table = history._repr_html_()                       # what Jupyter displays
+    assert "<th>epoch</th><th>loss</th><th>accuracy</th><th>seconds</th>" in table
+    assert "<tr><td>2</td><td>0.2500</td><td>0.8750</td><td>0.50</td></tr>" in table
+    assert table.count("<tr>") == 3                     # the header and one row per epoch

@@ -9,6 +9,7 @@ one line per epoch. Epochs are 0-based in `History.epoch` and in the hooks' argu
 
 from __future__ import annotations
 
+import html
 import os
 import sys
 from typing import Any, Iterable
@@ -63,6 +64,16 @@ class History:
     def __repr__(self) -> str:
         last = ", ".join(f"{key}={values[-1]:.4f}" for key, values in self.history.items())
         return f"History({len(self.epoch)} epochs{': ' + last if last else ''})"
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows: one row per epoch (1-based, as fit prints them)."""
+        keys = [key for key, values in self.history.items() if len(values) == len(self.epoch)]
+        head = "".join(f"<th>{html.escape(key)}</th>" for key in ("epoch", *keys, "seconds"))
+        rows = "".join(
+            f"<tr><td>{epoch + 1}</td>"
+            + "".join(f"<td>{self.history[key][row]:.4f}</td>" for key in keys)
+            + f"<td>{self.seconds[row]:.2f}</td></tr>" for row, epoch in enumerate(self.epoch))
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 class Callback:
@@ -243,7 +254,8 @@ def _format_logs(logs: dict[str, float]) -> str:
 
 
 class Progress:
-    """A tqdm bar per epoch on a terminal, one plain line per epoch otherwise, or nothing.
+    """A tqdm bar per epoch on a terminal or in Jupyter (tqdm.auto: the notebook's widget bar),
+    one plain line per epoch otherwise, or nothing.
 
     The bar is redrawn at most ~50 times an epoch of `steps` batches: between redraws fit's
     inner loop only compares two ints (`stride` is beyond the epoch without a bar)."""
@@ -253,14 +265,15 @@ class Progress:
         self.epochs, self.steps = epochs, steps
         self.stream = sys.stdout
         self.mode = progress if isinstance(progress, str) else (
-            "off" if not progress else ("bar" if _isatty(self.stream) else "lines"))
+            "off" if not progress else
+            ("bar" if _isatty(self.stream) or _in_notebook() else "lines"))
         self.stride = max(1, steps // 50) if self.mode == "bar" else steps + 1
         self.bar = None
 
     def begin_epoch(self, epoch: int) -> int:
         """Open the epoch's bar; returns the first step after which to call `update`."""
         if self.mode == "bar":
-            from tqdm import tqdm   # lazy: `import tinygrad_mlp` stays light
+            from tqdm.auto import tqdm   # lazy: `import tinygrad_mlp` stays light
             self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}",
                             unit="batch", file=self.stream, leave=True, dynamic_ncols=True,
                             mininterval=0.1)
@@ -285,6 +298,19 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _in_notebook() -> bool:
+    """Inside a Jupyter kernel that can draw tqdm's widget bar (ipywidgets installed)."""
+    if "ipykernel" not in sys.modules:
+        return False
+    try:
+        import ipywidgets  # noqa: F401  (tqdm.auto needs it for the notebook bar)
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in shell.config
 
 
 def _isatty(stream: Any) -> bool:
