@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import numpy as np
 
@@ -81,6 +82,15 @@ class ReLU(Function):
         return grad * (ctx.out > 0)
 
 
+def _shifted_by_max(ctx, op: str, x: np.ndarray, axis: Any) -> np.ndarray:
+    """x minus its max along the checked `axis` (kept on ctx for backward): the shift that keeps
+    softmax and log-softmax from overflowing. An empty x comes back as an empty copy."""
+    ctx.axis = axis = _check_axis(op, x, axis)
+    if x.size == 0:
+        return x.copy()
+    return x - x.max(axis=axis, keepdims=True)
+
+
 class Softmax(Function):
     """exp(x) / Σ exp(x) along `axis`, shifted by the max first so it never overflows."""
 
@@ -88,13 +98,9 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx, x, axis=-1):
-        ctx.axis = axis = _check_axis("softmax", x, axis)
-        if x.size == 0:
-            ctx.out = x.copy()
-            return ctx.out
-        e = x - x.max(axis=axis, keepdims=True)
+        e = _shifted_by_max(ctx, "softmax", x, axis)
         np.exp(e, out=e)
-        e /= e.sum(axis=axis, keepdims=True)
+        e /= e.sum(axis=ctx.axis, keepdims=True)
         ctx.out = e
         return e
 
@@ -111,12 +117,9 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx, x, axis=-1):
-        ctx.axis = axis = _check_axis("log_softmax", x, axis)
-        if x.size == 0:
-            ctx.out = x.copy()
-            return ctx.out
-        shifted = x - x.max(axis=axis, keepdims=True)
-        ctx.out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        shifted = _shifted_by_max(ctx, "log_softmax", x, axis)
+        with np.errstate(divide="ignore"):        # the sum is ≥ 1 unless the axis is empty
+            ctx.out = shifted - np.log(np.exp(shifted).sum(axis=ctx.axis, keepdims=True))
         return ctx.out
 
     @staticmethod
