@@ -18,7 +18,7 @@ import functools
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -95,6 +95,14 @@ def _data_source(text: str) -> tuple[str, str | None]:
 
 # --- the parser -----------------------------------------------------------------------------------
 
+def _command(commands: Any, name: str, handler: Callable[[argparse.Namespace], int],
+             **texts: str) -> argparse.ArgumentParser:
+    """A subcommand `name` (help=, description=) that main() runs through `handler`."""
+    command = commands.add_parser(name, **texts)
+    command.set_defaults(handler=handler)
+    return command
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="A numpy autograd micro framework grown from a blog post that "
@@ -102,9 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {tm.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    train = commands.add_parser(
-        "train", help="train the blog's network (default: 64 → 64 sigmoid → 10 softmax on the "
-                      "bundled digits)",
+    train = _command(
+        commands, "train", _train,
+        help="train the blog's network (default: 64 → 64 sigmoid → 10 softmax on the "
+             "bundled digits)",
         description="Train the blog's 3-layer perceptron (input → sigmoid hidden layer → softmax "
                     "or sigmoid output) and report the held-out test accuracy. With no options: "
                     "the bundled 8×8 digits, 75/25 stratified split, mini-batch SGD.")
@@ -153,11 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="no progress bar: one plain line per epoch instead")
     train.add_argument("--quiet", "-q", action="store_true",
                        help="no per-epoch output, only the final result")
-    train.set_defaults(handler=_train)
 
     # --- the viz commands (the work is done in tinygrad_mlp.viz) -------------------------------
-    compare = commands.add_parser(
-        "compare", help="GD vs SGD vs mini-batch on the same data: cost per epoch and per second",
+    compare = _command(
+        commands, "compare", _compare,
+        help="GD vs SGD vs mini-batch on the same data: cost per epoch and per second",
         description="The blog's three ways to learn on the same network, data and initial "
                     "weights, with plain SGD and the SAME learning rate for all three (full "
                     "batch: 1 update per epoch, per sample: N updates, mini-batch: N/B). Prints "
@@ -181,7 +190,6 @@ def build_parser() -> argparse.ArgumentParser:
                          help="seeds the split, the initial weights and the shuffling (default 0)")
     compare.add_argument("--plot", metavar="FILE.png", default=None,
                          help="draw the two panels (cost per epoch, per second) to FILE.png")
-    compare.set_defaults(handler=_compare)
 
     def blog_batch_options(command: argparse.ArgumentParser, loss_default: str) -> None:
         command.add_argument("--loss", choices=("mse", "bce", "ce"), default=loss_default,
@@ -195,8 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--seed", type=_non_negative_int, default=0,
                              help="picks the digits and the initial weights (default 0)")
 
-    graph = commands.add_parser(
-        "graph", help="the computation graph of the blog's network, as DOT (or SVG/PNG)",
+    graph = _command(
+        commands, "graph", _graph,
+        help="the computation graph of the blog's network, as DOT (or SVG/PNG)",
         description="The graph of the blog's network (X·W1 → σ → ·W2 → σ or softmax → J) on a "
                     "small batch of digits, after one backward pass so every node shows its "
                     "gradient. DOT text on stdout, or a file with --out (SVG/PNG need Graphviz).")
@@ -205,9 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output format (default: from --out's extension, else dot)")
     graph.add_argument("--out", metavar="FILE", default=None,
                        help="write to FILE instead of printing DOT to stdout")
-    graph.set_defaults(handler=_graph)
-    explain = commands.add_parser(
-        "explain", help="the backward walk of one step, with the δ values the blog derives",
+    explain = _command(
+        commands, "explain", _explain,
+        help="the backward walk of one step, with the δ values the blog derives",
         description="Run backward() once on the blog's network and print every node it "
                     "visits, in order: the gradient that arrives, the local derivative rule, "
                     "δ2 and δ1 where they appear, and the gradients reaching W2 and W1; then "
@@ -218,14 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--html", metavar="FILE", default=None,
                          help="write the walk as a self-contained page to step through in a "
                               "browser (Next / Previous / Play, arrow keys) instead of printing")
-    explain.set_defaults(handler=_explain)
     _exercise_commands(commands)
 
-    fer = commands.add_parser("fer", help="facial expressions in an image, a video or a camera",
-                              description="Find the faces (OpenCV's Haar cascade), classify "
-                              "each 48×48 grayscale crop with a model file (e.g. from train "
-                              "--data fer2013:CSV --model cnn --save FILE) and print or draw "
-                              "the emotions. Needs the video extra: pip install -e '.[video]'.")
+    fer = _command(
+        commands, "fer", _fer,
+        help="facial expressions in an image, a video or a camera",
+        description="Find the faces (OpenCV's Haar cascade), classify each 48×48 grayscale crop "
+                    "with a model file (e.g. from train --data fer2013:CSV --model cnn --save "
+                    "FILE) and print or draw the emotions. Needs the video extra: "
+                    "pip install -e '.[video]'.")
     fer.add_argument("--model", required=True, metavar="FILE", help="a tm.save_model file")
     source = fer.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", metavar="PATH", help="a photo (any format OpenCV reads)")
@@ -235,7 +245,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write the annotated image (.png, .jpg) or video (.avi, .mp4)")
     fer.add_argument("--show", action="store_true", help="show the result in a window")
     fer.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    fer.set_defaults(handler=_fer)
     return parser
 
 
@@ -497,8 +506,9 @@ def _explain(args: argparse.Namespace) -> int:
 def _exercise_commands(commands: Any) -> None:
     from tinygrad_mlp import exercises
 
-    exercise = commands.add_parser(
-        "exercise", help="exercises that grade themselves: list | show NAME | check NAME FILE",
+    exercise = _command(
+        commands, "exercise", _exercise,
+        help="exercises that grade themselves: list | show NAME | check NAME FILE",
         description="Derive a gradient the blog derives, write it in a file, and let "
                     "`check` judge it with tm.gradcheck on inputs hypothesis draws: pass, or "
                     "the smallest failing input, the expected and received values and a hint.")
@@ -511,7 +521,6 @@ def _exercise_commands(commands: Any) -> None:
     check.add_argument("file", metavar="FILE", help="your solution, a Python file")
     check.add_argument("--examples", type=_positive_int, default=100, metavar="N",
                        help="inputs to try before shrinking a failure (default 100)")
-    exercise.set_defaults(handler=_exercise)
 
 
 def _exercise(args: argparse.Namespace) -> int:
