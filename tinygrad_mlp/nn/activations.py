@@ -34,37 +34,36 @@ class ReLU(Module):
         return ops.ReLU.apply(Z)
 
 
-class Softmax(Module):
-    """exp(Z) / Σ exp(Z) along `axis`. Feed it to CrossEntropyLoss(): the loss fuses with it."""
+class _AlongAxis(Module):
+    """What Softmax and LogSoftmax share: the `axis` they normalize along, checked once."""
 
     replayable = preserves_shape = True
 
     def __init__(self, axis: int = -1) -> None:
         super().__init__()
-        self.axis = integer("axis", axis, owner="Softmax")
+        self.axis = integer("axis", axis, owner=type(self).__name__)
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
+
+class Softmax(_AlongAxis):
+    """exp(Z) / Σ exp(Z) along `axis`. Feed it to CrossEntropyLoss(): the loss fuses with it."""
+
+    replayable = True
 
     def forward(self, Z: Any) -> Tensor:
         return ops.Softmax.apply(Z, axis=self.axis)
 
-    def extra_repr(self) -> str:
-        return f"axis={self.axis}"
 
-
-class LogSoftmax(Module):
+class LogSoftmax(_AlongAxis):
     """log softmax(Z) along `axis` (log-sum-exp shifted by the max: finite for any logits);
     pair it with NLLLoss, as in PyTorch."""
 
-    replayable = preserves_shape = True
-
-    def __init__(self, axis: int = -1) -> None:
-        super().__init__()
-        self.axis = integer("axis", axis, owner="LogSoftmax")
+    replayable = True
 
     def forward(self, Z: Any) -> Tensor:
         return ops.LogSoftmax.apply(Z, axis=self.axis)
-
-    def extra_repr(self) -> str:
-        return f"axis={self.axis}"
 
 
 class LeakyReLU(Module):
