@@ -70,15 +70,18 @@ class Step:
         return self.op is None
 
 
-def backward_steps(loss: Tensor, params: Mapping[str, Tensor] | None = None) -> list[Step]:
+def backward_steps(loss: Tensor, params: Mapping[str, Tensor] | None = None,
+                   graph: Graph | None = None) -> list[Step]:
     """Run `loss.backward(retain_graph=True)` and record, node by node in the order the engine
     visits them (reversed `topological_order`), the gradient that arrived at each node.
+    `graph`: `build_graph(loss, params)` when the caller already has it.
 
     Leaf gradients accumulate into `.grad` exactly as after `loss.backward()`; every
     intermediate node also keeps its gradient in `.grad` (as if `retain_grad()` had been called)
     so `to_dot` can show it. The graph stays alive.
     """
-    graph = build_graph(loss, params) if isinstance(loss, Tensor) else None
+    if graph is None and isinstance(loss, Tensor):
+        graph = build_graph(loss, params)
     arrived = node_gradients(loss, params, graph)
     order = [node for node in reversed(graph.nodes) if node.requires_grad]
     held = {id(node) for node in order if node.is_leaf and node.grad is not None}

@@ -60,7 +60,7 @@ def explain_html(tensor: Tensor, path: str | os.PathLike | None = None,
     svg = graph_svg(tensor, params, engine)       # drawn before the walk: no gradients in it
     graph = build_graph(tensor, params)
     ids = {id(node): f"n{i}" for i, node in enumerate(graph.nodes)}
-    steps = backward_steps(tensor, params)
+    steps = backward_steps(tensor, params, graph)
     unknown = sorted(set(checks or {}) - {step.name for step in steps})
     if unknown:
         raise ValueError(f"explain_html: checks name {unknown}, which are not nodes of this "
