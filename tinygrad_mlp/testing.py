@@ -157,12 +157,9 @@ def _representable_bounds(low: float, high: float, dtype: np.dtype) -> tuple[flo
 
 # --- assertions ------------------------------------------------------------------------------
 
-def _upstream(data: Any, fn: Callable[..., Tensor], tensors: list[Tensor], dtype: Any,
-              seed: int) -> np.ndarray:
-    """The upstream gradient G for `fn(*tensors)`: drawn by hypothesis from `data` (the calling
-    test's `st.data()`, so a failing case shrinks to a simple G), else from `seed`."""
-    with no_grad():
-        shape = fn(*[Tensor(t.data) for t in tensors]).shape
+def _upstream(data: Any, shape: tuple[int, ...], dtype: Any, seed: int) -> np.ndarray:
+    """An upstream gradient G of `shape`: drawn by hypothesis from `data` (the calling test's
+    `st.data()`, so a failing case shrinks to a simple G), else from `seed`."""
     if data is None:
         return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
     magnitude = st.floats(0.125, 2.0, width=8 * np.dtype(dtype).itemsize)   # never 0: a zero
@@ -181,7 +178,9 @@ def assert_gradients_match(fn: Callable[..., Tensor], *arrays: Any, eps: float =
     `tm.GradcheckError` (an AssertionError) on a mismatch.
     """
     tensors = [Tensor(np.array(a, dtype=np.float64), requires_grad=True) for a in arrays]
-    G = _upstream(data, fn, tensors, np.float64, seed)
+    with no_grad():
+        shape = fn(*[Tensor(t.data) for t in tensors]).shape
+    G = _upstream(data, shape, np.float64, seed)
     gradcheck(fn, *tensors, eps=eps, atol=atol, rtol=rtol, fast=fast, seed=seed, upstream=G)
 
 
@@ -200,7 +199,7 @@ def assert_backward_invariants(fn: Callable[..., Tensor], *arrays: Any, seed: in
     out = fn(*tensors)
     if not isinstance(out, Tensor):
         raise AssertionError(f"fn must return a Tensor, got {type(out).__name__}")
-    G = _upstream(data, fn, tensors, out.dtype, seed)
+    G = _upstream(data, out.shape, out.dtype, seed)
     G_original = G.copy()
     out.backward(G)
 
