@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from tinygrad_mlp._checks import is_int
 from tinygrad_mlp.tensor import Function
 
 
@@ -30,8 +31,7 @@ def pair(op: str, name: str, value: Any, minimum: int) -> tuple[int, int]:
     Public so that the layers (nn.Conv2d, …) check their arguments at construction the same way.
     """
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                                 and v >= minimum for v in pair):
+    if len(pair) != 2 or not all(is_int(v) and v >= minimum for v in pair):
         raise ValueError(f"{op}: {name} must be an int ≥ {minimum} or a pair of them, "
                          f"got {value!r}")
     return int(pair[0]), int(pair[1])

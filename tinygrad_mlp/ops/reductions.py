@@ -8,6 +8,7 @@ import numpy as np
 
 from typing import Any
 
+from tinygrad_mlp._checks import is_int
 from tinygrad_mlp.ops._shared import _normalize_axes
 from tinygrad_mlp.tensor import Function
 
@@ -103,7 +104,7 @@ def _deviations(ctx: Function, op: str, x: np.ndarray, axis: Any, keepdims: bool
     """Σ(x − mean)² / (n − ddof) over `axis`; keeps x − mean and n − ddof for backward.
 
     n − ddof ≤ 0 gives nan (no warning), as PyTorch does."""
-    if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)) or ddof < 0:
+    if not is_int(ddof) or ddof < 0:
         raise ValueError(f"{op}: ddof must be a non-negative int, got {ddof!r}")
     ctx.axes, ctx.keepdims, ctx.shape = _normalize_axes(op, x, axis), keepdims, x.shape
     count = int(np.prod([x.shape[a] for a in ctx.axes]))

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_mlp._checks import is_int
 from tinygrad_mlp.ops._shared import _normalize_axes
 from tinygrad_mlp.tensor import Function
 
@@ -29,7 +30,7 @@ class Reshape(Function):
 
 
 def _check_int(op: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not is_int(value):
         raise TypeError(f"{op}: {name} must be an int, got {value!r}")
     return int(value)
 
