@@ -149,11 +149,12 @@ def classify_faces(model: Any, image: Any, faces: list[tuple[int, ...]] | None =
     (logits) are passed through a softmax. `shape`: the model's per-sample input shape, from
     `input_shape(model)` (pass it to skip that check when calling once per video frame).
     """
-    faces = detect_faces(image) if faces is None else faces
+    gray = _gray(image)                   # once per frame: detection and every crop use it
+    faces = detect_faces(gray) if faces is None else faces
     if not faces:
         return []
     shape = input_shape(model) if shape is None else shape
-    batch = np.stack([face_pixels(image, box) for box in faces]).reshape(len(faces), *shape)
+    batch = np.stack([face_pixels(gray, box) for box in faces]).reshape(len(faces), *shape)
     if hasattr(model, "eval"):
         model.eval()
     with no_grad():
