@@ -234,6 +234,8 @@ def annotate_video(model: Any, source: int | str, out_path: str | None,
     so a failure leaves nothing half-written; a camera runs until `max_frames`, `q` in the
     window (`show=True`) or Ctrl-C. A tqdm bar counts a file's frames when `progress`.
     """
+    from tqdm import tqdm
+
     cv2 = opencv()
     if out_path is not None:
         check_output_path(out_path, tuple(CODECS))
@@ -265,7 +267,7 @@ def annotate_video(model: Any, source: int | str, out_path: str | None,
             if not writer.isOpened():
                 raise OSError(f"OpenCV cannot write {out_path!r}")
         total = None if camera else int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        bar = _bar(progress and not camera, total)
+        bar = tqdm(total=total, unit="frame", desc="fer", disable=not progress or camera)
         boxes: list[list[tuple[int, ...]]] = []
         started = time.perf_counter()
         try:
@@ -312,16 +314,3 @@ def _open_window(cv2: Any) -> None:
         raise OSError("--show needs a display and an OpenCV with GUI support (opencv-python, "
                       "not opencv-python-headless)") from None
 
-
-def _bar(enabled: bool, total: int | None) -> Any:
-    if enabled:
-        from tqdm import tqdm
-        return tqdm(total=total, unit="frame", desc="fer")
-
-    class Silent:
-        def update(self, n: int) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-    return Silent()
