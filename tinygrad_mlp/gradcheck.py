@@ -35,8 +35,8 @@ def gradcheck(fn: Callable[..., Tensor], *tensors: Tensor, eps: float = 1e-6, at
     checked; the others are passed as constants. Both sides run in float64 on copies, so the
     inputs are never modified. The upstream gradient G is `upstream` (an array of the output's
     shape) or else drawn from `seed` (its own generator, not `tm.get_generator()`). `fast=True`
-    compares one random direction per input instead of every entry. Raises ValueError for a bad argument (no tensor requiring grad, eps <= 0, fn not
-    returning a Tensor).
+    compares one random direction per input instead of every entry. Raises ValueError for a bad
+    argument (no tensor requiring grad, eps <= 0, fn not returning a Tensor).
     """
     if not eps > 0:
         raise ValueError(f"gradcheck: eps must be > 0, got {eps}")
