@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tinygrad_mlp import ops
-from tinygrad_mlp._checks import fail, finite_real, is_int, is_real, positive_int
+from tinygrad_mlp._checks import choice, fail, finite_real, is_int, is_real, positive_int
 from tinygrad_mlp.nn.module import Module, cast_input
 from tinygrad_mlp.tensor import Tensor, get_default_dtype
 
@@ -45,9 +45,7 @@ class _BatchNorm(Module):
         if momentum is not None and not (is_real(momentum) and 0 <= momentum <= 1):
             fail("momentum", momentum, "a number in [0, 1] or None", owner=name)
         self.momentum = None if momentum is None else float(momentum)
-        if not isinstance(affine, bool):
-            raise ValueError(f"{name}: affine must be True or False, got {affine!r}")
-        self.affine = affine
+        self.affine = choice("affine", affine, (True, False), owner=name)
         if affine:
             self.weight, self.bias = _affine((self.num_features,))
         else:
@@ -111,10 +109,8 @@ class LayerNorm(Module):
         self.normalized_shape = tuple(positive_int("normalized_shape", n, owner="LayerNorm")
                                       for n in shape)
         self.eps = finite_real("eps", eps, owner="LayerNorm", low=0.0, low_open=True)
-        if not isinstance(elementwise_affine, bool):
-            raise ValueError(f"LayerNorm: elementwise_affine must be True or False, got "
-                             f"{elementwise_affine!r}")
-        self.elementwise_affine = elementwise_affine
+        self.elementwise_affine = choice("elementwise_affine", elementwise_affine,
+                                         (True, False), owner="LayerNorm")
         if elementwise_affine:
             self.weight, self.bias = _affine(self.normalized_shape)
         else:
