@@ -219,7 +219,8 @@ class RMSprop(Optimizer):
                 if centered:
                     mean = state["grad_avg"]
                     mean *= alpha
-                    mean += (1 - alpha) * grad
+                    np.multiply(grad, 1 - alpha, out=work)
+                    mean += work
                     np.multiply(mean, mean, out=work)
                     np.subtract(v, work, out=work)
                     np.sqrt(work, out=work)
