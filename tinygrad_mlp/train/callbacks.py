@@ -142,12 +142,7 @@ class EarlyStopping(Callback):
         return value > self.best + self.min_delta
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        logs = logs or {}
-        if self.monitor not in logs:
-            raise ValueError(f"EarlyStopping: monitor={self.monitor!r} is not among the "
-                             f"recorded metrics {sorted(logs)} (val_* metrics need "
-                             f"validation_data or validation_split)")
-        value = float(logs[self.monitor])
+        value = float(_monitored("EarlyStopping", self.monitor, logs))
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best:
@@ -160,6 +155,16 @@ class EarlyStopping(Callback):
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.restore_best and self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)
+
+
+def _monitored(owner: str, monitor: str, logs: dict[str, Any] | None) -> Any:
+    """The epoch's value of the metric `monitor` names, or a ValueError listing those there are."""
+    logs = logs or {}
+    if monitor not in logs:
+        raise ValueError(f"{owner}: monitor={monitor!r} is not among the recorded metrics "
+                         f"{sorted(logs)} (val_* metrics need validation_data or "
+                         f"validation_split)")
+    return logs[monitor]
 
 
 class LearningRateScheduler(Callback):
@@ -199,12 +204,7 @@ class LearningRateScheduler(Callback):
         if self.monitor is None:
             self.schedule.step()
             return
-        logs = logs or {}
-        if self.monitor not in logs:
-            raise ValueError(f"LearningRateScheduler: monitor={self.monitor!r} is not among the "
-                             f"recorded metrics {sorted(logs)} (val_* metrics need "
-                             f"validation_data or validation_split)")
-        self.schedule.step(logs[self.monitor])
+        self.schedule.step(_monitored("LearningRateScheduler", self.monitor, logs))
 
 
 class CallbackList:
