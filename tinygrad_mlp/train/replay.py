@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tinygrad_mlp._checks import choice
 from tinygrad_mlp.tensor import (Tensor, TapeEntry, backpropagate, get_generator, is_recording,
                                  record_tape, topological_order)
 from tinygrad_mlp.train.prepare import replayable
@@ -97,8 +98,7 @@ class TrainStep:
 
     def __init__(self, model: Callable[[Any], Tensor], loss: Callable[[Tensor, Any], Tensor],
                  optimizer: Any, replay: bool | None = None, max_programs: int = 4) -> None:
-        if not (replay is None or isinstance(replay, bool)):
-            raise ValueError(f"TrainStep: replay must be None, True or False, got {replay!r}")
+        choice("replay", replay, (None, True, False), owner="TrainStep")
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.replay = replayable(model, loss) if replay is None else replay
         self.max_programs = max_programs
