@@ -57,7 +57,21 @@ EXAMPLES = {
     "L1Loss": (lambda: nn.L1Loss(), None),
     "HuberLoss": (lambda: nn.HuberLoss(delta=0.5), None),
     "NLLLoss": (lambda: nn.NLLLoss(), None),
+    "Rescaling": (lambda: nn.Rescaling(0.5, offset=-1.0), (4, 3)),
+    "Add": (lambda: _merged(nn.Add()), (4, 3)),
+    "Multiply": (lambda: _merged(nn.Multiply()), (4, 3)),
+    "Concatenate": (lambda: _merged(nn.Concatenate(axis=-1)), (4, 3)),
+    "Model": (lambda: _merged(nn.Add(), shared=True), (4, 3)),
 }
+
+
+def _merged(merge, shared=False):
+    """An nn.Model joining a Linear branch and a shortcut with `merge` (the Linear used twice
+    when `shared`)."""
+    x = nn.Input((3,))
+    linear = nn.Linear(3, 3)
+    branch = linear(nn.Tanh()(linear(x)) if shared else x)
+    return nn.Model(x, merge([branch, x], name="merge"), name="merged")
 
 
 def builtin_layers():

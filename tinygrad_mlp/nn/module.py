@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
+from tinygrad_mlp.nn.placeholder import is_symbolic
 from tinygrad_mlp.nn.registry import register_builtin
 from tinygrad_mlp.tensor import Tensor, as_array, increment_version
 
@@ -327,6 +328,9 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if args and is_symbolic(args[0]):        # building an nn.Model: record, don't compute
+            from tinygrad_mlp.nn.model import call_on_placeholders
+            return call_on_placeholders(self, args, kwargs)
         output = self.forward(*args, **kwargs)
         hooks = self.__dict__.get("_forward_hooks")
         if hooks:
