@@ -224,6 +224,73 @@ def test_several_inputs_and_outputs_export_both_ways(tmp_path):
         run_torch(twin, A)
 
 
+class Slicing(nn.Module):
+    """Indexing, reductions and statistics in a forward of one's own, some over the batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(6, 6)
+
+    def forward(self, X):
+        h = self.linear(X)
+        rows = h[..., 1:5:2].var(axis=1, keepdims=True, ddof=1) + h[:, 2][:, None]
+        batch = h.std(axis=0)[None, :3] + h.var(axis=0, ddof=1)[None, 3:] + h.mean(axis=0)[:3]
+        return (h[:, :3] * h[:, 3:] + rows + batch + h.sum(axis=1, keepdims=True)
+                - h.max(axis=1, keepdims=True) + h.min(axis=1, keepdims=True).exp().sqrt())
+
+
+def test_indexing_and_reductions_export_both_ways_for_any_batch_size(tmp_path):
+    pytest.importorskip("onnx")
+    tm.manual_seed(6)
+    model = Slicing()
+    X = np.random.default_rng(6).standard_normal((5, 6)).astype(np.float32)
+    tm.export.to_onnx(model, tmp_path / "m.onnx")
+    for rows in (X, X[:3]):                            # traced on 2 rows: the batch is dynamic
+        np.testing.assert_allclose(run_onnx(tmp_path / "m.onnx", rows), tm.predict(model, rows),
+                                   rtol=0, atol=ATOL)
+        np.testing.assert_allclose(run_torch(tm.export.to_torch(model), rows),
+                                   tm.predict(model, rows), rtol=0, atol=ATOL)
+
+
+def residual_two_inputs():
+    """The issue's model: images and a second input of features, a residual block, a merge."""
+    images, features = nn.Input((2, 8, 8), name="images"), nn.Input((5,), name="features")
+    x = nn.Rescaling(1 / 255, offset=-0.5)(images)
+    x = nn.Conv2d(2, 4, 3, padding=1)(x)
+    h = nn.ReLU()(nn.BatchNorm2d(4)(nn.Conv2d(4, 4, 3, padding=1)(x)))
+    x = nn.MaxPool2d(2)(nn.Add()([x, h]))
+    x = nn.Flatten()(nn.AvgPool2d(4)(x))
+    y = nn.Concatenate(axis=1)([x, nn.ReLU()(nn.Linear(5, 6)(features))])
+    return nn.Model([images, features], nn.LogSoftmax()(nn.Linear(10, 3)(y)))
+
+
+def test_a_two_input_residual_model_exports_both_ways(tmp_path):
+    pytest.importorskip("onnx")
+    torch = pytest.importorskip("torch")
+    tm.manual_seed(7)
+    model = residual_two_inputs()
+    images, features = trained(model, (2, 8, 8), (5,))
+    images = images * 60 + 128
+    model.eval()                      # (tm.predict with a tuple of inputs: issue 17's fit work)
+    with tm.no_grad():
+        expected = model(images, features).data
+    tm.export.to_onnx(model, tmp_path / "m.onnx")       # the shapes: model.input_shape
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"X1": images, "X2": features})[0], expected,
+                               rtol=0, atol=ATOL)
+    twin = tm.export.to_torch(model)
+    assert list(twin.state_dict()) == list(model.state_dict())
+    np.testing.assert_allclose(run_torch(twin.eval(), images, features), expected, rtol=0,
+                               atol=ATOL)
+    twin.train()
+    optimizer = torch.optim.SGD(twin.parameters(), lr=0.1)
+    out = twin(torch.from_numpy(images), torch.from_numpy(features))
+    torch.nn.functional.nll_loss(out, torch.from_numpy(np.arange(9) % 3)).backward()
+    optimizer.step()
+    assert np.abs(run_torch(twin.eval(), images, features) - expected).max() > 1e-4
+
+
 def test_a_wrong_input_shape_fails_with_the_layers_error_before_writing(tmp_path):
     pytest.importorskip("onnx")
     model = nn.Sequential(nn.Linear(64, 10))

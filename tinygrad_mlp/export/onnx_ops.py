@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tinygrad_mlp import ops
+from tinygrad_mlp._checks import is_int
 from tinygrad_mlp.export.trace import Buffer, Step, Trace, reshape_target
 
 OPSET = 17                      # the ONNX opset written: LayerNormalization needs 17
@@ -88,6 +89,63 @@ def _reduce(op: str) -> Callable[..., str]:
             return g.node(op, [x] + ([g.ints(axes)] if axes else []), keepdims=keep)
         return g.node(op, [x], keepdims=keep, **({"axes": axes} if axes else {}))
     return translate
+
+
+def _variance(g: Graph, step: Step, x: str) -> str:
+    """Σ(x − mean)² / (n − ddof), n counted at run time (the batch axis may be reduced)."""
+    axes, keep = _axes(step), int(bool(step.options.get("keepdims", False)))
+    mean = g.node("ReduceMean", [x], keepdims=1, **({"axes": axes} if axes else {}))
+    centred = g.node("Sub", [x, mean])
+    squares = g.node("ReduceSum", [g.node("Mul", [centred, centred])] +
+                     ([g.ints(axes)] if axes else []), keepdims=keep)
+    element = g.helper.np_dtype_to_tensor_dtype(np.dtype(step.dtype))
+    n = g.node("Div", [g.node("Cast", [g.node("Size", [x])], to=element),
+                       g.node("Cast", [g.node("Size", [mean])], to=element)])
+    out = g.node("Div", [squares, g.node("Sub", [n, g.constant(step.options.get("ddof", 0))])])
+    return g.node("Sqrt", [out]) if step.function is ops.Std else out
+
+
+def _get_item(g: Graph, step: Step, x: str) -> str:
+    """Basic indexing (ints, slices with a positive step, None, ...): Slice, then Squeeze the
+    axes an int picked and Unsqueeze where None stood."""
+    index = step.options.get("index")
+    parts = list(index) if isinstance(index, tuple) else [index]
+    if not all(p is None or p is Ellipsis or is_int(p) or (
+            isinstance(p, slice) and (p.step is None or p.step > 0)) for p in parts):
+        raise TypeError(f"to_onnx: the op GetItem with index {index!r} has no translation "
+                        f"(only ints, slices with a positive step, None and ...); nothing was "
+                        f"written")
+    ndim = len(step.input_shapes[0])
+    if Ellipsis in parts:
+        at = parts.index(Ellipsis)
+        picked = sum(p is not None for p in parts) - 1
+        parts[at:at + 1] = [slice(None)] * (ndim - picked)
+    starts, ends, axes, steps, squeeze, unsqueeze = [], [], [], [], [], []
+    axis = out_axis = 0
+    for part in parts:
+        if part is None:
+            unsqueeze.append(out_axis)
+            out_axis += 1
+            continue
+        if is_int(part):
+            part = int(part)
+            starts.append(part), ends.append(part + 1 if part != -1 else 2 ** 62)
+            steps.append(1), squeeze.append(axis)
+        else:
+            starts.append(0 if part.start is None else part.start)
+            ends.append(2 ** 62 if part.stop is None else part.stop)
+            steps.append(part.step or 1)
+            out_axis += 1
+        axes.append(axis)
+        axis += 1
+    out = x
+    if axes:
+        out = g.node("Slice", [x, g.ints(starts), g.ints(ends), g.ints(axes), g.ints(steps)])
+    if squeeze:
+        out = g.node("Squeeze", [out, g.ints(squeeze)])
+    if unsqueeze:
+        out = g.node("Unsqueeze", [out, g.ints(unsqueeze)])
+    return out if out != x else g.node("Identity", [x])
 
 
 def _clip(g: Graph, step: Step, x: str) -> str:
@@ -242,6 +300,7 @@ TRANSLATIONS: dict[type, Callable[..., str]] = {
     ops.MatMul: _one("MatMul"), ops.Linear: _linear,
     ops.Sum: _reduce("ReduceSum"), ops.Mean: _reduce("ReduceMean"),
     ops.Max: _reduce("ReduceMax"), ops.Min: _reduce("ReduceMin"),
+    ops.Var: _variance, ops.Std: _variance, ops.GetItem: _get_item,
     ops.BatchNorm: _batch_norm, ops.LayerNorm: _layer_norm,
     ops.Dropout: _one("Identity"),                     # the eval form
     ops.Reshape: _reshape, ops.Flatten: _reshape, ops.BroadcastTo: _broadcast_to,

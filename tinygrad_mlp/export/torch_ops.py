@@ -38,6 +38,21 @@ def _reduce(name: str) -> Callable[..., Any]:
     return run
 
 
+def _variance(torch: Any, op: Op, x: Any) -> Any:
+    out = torch.var(x, dim=_dims(op, x.ndim), correction=int(op.options.get("ddof", 0)),
+                    keepdim=bool(op.options.get("keepdims", False)))
+    return torch.sqrt(out) if op.step.function is ops.Std else out
+
+
+def _get_item(torch: Any, op: Op, x: Any) -> Any:
+    """numpy's basic indexing, which torch's indexing shares; an array index as a tensor."""
+    index = op.options.get("index")
+    parts = index if isinstance(index, tuple) else (index,)
+    converted = tuple(torch.from_numpy(np.asarray(p)) if isinstance(p, (np.ndarray, list))
+                      else p for p in parts)
+    return x[converted if isinstance(index, tuple) else converted[0]]
+
+
 def _linear(torch: Any, op: Op, x: Any, weight: Any, bias: Any) -> Any:
     return torch.matmul(x, weight) + bias            # weight (in, out), as in tm
 
@@ -159,6 +174,7 @@ TRANSLATIONS: dict[type, Callable[..., Any]] = {
     ops.MatMul: _call("matmul"), ops.Linear: _linear,
     ops.Sum: _reduce("sum"), ops.Mean: _reduce("mean"),
     ops.Max: _reduce("amax"), ops.Min: _reduce("amin"),
+    ops.Var: _variance, ops.Std: _variance, ops.GetItem: _get_item,
     ops.BatchNorm: _batch_norm, ops.LayerNorm: _layer_norm, ops.Dropout: _dropout,
     ops.Reshape: _reshape, ops.Flatten: _reshape, ops.BroadcastTo: _broadcast_to,
     ops.Squeeze: _squeeze, ops.Unsqueeze: _call("unsqueeze", ("axis", 0)),
