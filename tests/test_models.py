@@ -320,7 +320,7 @@ def test_a_missing_or_an_extra_array_is_an_error_naming_the_module(tmp_path):
     (np.frombuffer(b"{not json", dtype=np.uint8), "is not valid JSON"),
     (np.frombuffer(b"[" * 100000, dtype=np.uint8), "is not valid JSON"),
     (np.ones(3, np.float32), "not JSON bytes"),
-    (np.frombuffer(b'{"format": 99}', dtype=np.uint8), "not model format 1"),
+    (np.frombuffer(b'{"format": 99}', dtype=np.uint8), "not model format 2 .*got format 99"),
     (np.frombuffer(json.dumps({"format": 1, "model": {"class": "os.system", "id": 0,
                                                       "path": "", "config": {}}}).encode(),
                    dtype=np.uint8), "the model is a 'os.system', a class that is neither"),

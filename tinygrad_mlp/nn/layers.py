@@ -39,6 +39,18 @@ class Linear(Module):
                             name="bias") if bias else None)
         self.reset_parameters()
 
+    @classmethod
+    def state_spec(cls, config: Any) -> dict[str, tuple[tuple[int, ...], Any]]:
+        """weight (in_features, out_features) and bias (out_features,), in `dtype`."""
+        arguments = cls.config_arguments(config)
+        n_in = positive_int("in_features", arguments["in_features"], owner="Linear")
+        n_out = positive_int("out_features", arguments["out_features"], owner="Linear")
+        dtype = arguments["dtype"]
+        spec = {"weight": ((n_in, n_out), dtype)}
+        if arguments["bias"]:
+            spec["bias"] = ((n_out,), dtype)
+        return spec
+
     def reset_parameters(self) -> None:
         """Glorot uniform weight, zero bias (drawn from the generator `tm.manual_seed` seeds)."""
         init.xavier_uniform(self.weight)
