@@ -251,23 +251,27 @@ class _Ref:
 
 
 class _Entry:
-    """One module entry of the file, read and checked: what to build and what it must hold."""
+    """One module entry of the file, read and checked: what to build and what it expands to."""
 
     def __init__(self, number: int, cls: type, name: str, path: str, config: dict[str, Any],
-                 training: bool | None, state: dict | None, names: int, keys: int) -> None:
+                 training: bool | None, names: int, keys: int) -> None:
         self.number, self.cls, self.name, self.path = number, cls, name, path
-        self.config, self.training, self.state = config, training, state
+        self.config, self.training = config, training
         self.names, self.keys = names, keys        # module names, state keys it expands to
 
 
 class _Plan:
     """A file's architecture read in one pass, before anything is built.
 
-    Each module entry is read once (a shared module appears once, then as {"ref": id}); its
-    class is looked up in the registry; the state its class declares (`state_spec`) is
-    compared with the file's arrays; how many module names and state keys the tree expands to
-    is summed per entry (a reference adds its entry's totals) and bounded by what the file
-    holds. `build()` then constructs the entries in order, children first.
+    Each module entry is read once (a shared module appears once, then as {"ref": id}) and
+    has its own path; its class is looked up in the registry; the state its class declares
+    (`state_spec`) is compared with the file's arrays under that path, so what is built for
+    the declared layers is never more than the file holds. How many module names and state
+    keys the tree expands to is summed per entry (a reference adds its entry's totals,
+    `Module.shares_config_modules` says whether a repeated one counts again) and bounded by
+    what the file holds (`check_size`). `build()` then constructs the entries in order,
+    children first (a reference reuses the module: linear in the file); the built tree is
+    measured again (a user's class may make children of its own) before anything walks it.
     """
 
     def __init__(self, architecture: Any, arrays: Mapping[str, np.ndarray],
@@ -299,7 +303,8 @@ class _Plan:
 
     def check_size(self, what: str, names: int, keys: int) -> None:
         """Refuse a tree expanding to more state keys than the file has arrays, or to more
-        module names than the file could describe (a few per byte of JSON and per array)."""
+        module names than the file could describe (a few per byte of JSON and per array):
+        modules sharing each other twice per level expand to 2^depth names."""
         if keys > len(self.arrays):
             raise self.fail(f"{what} expands to {keys} parameters and buffers (a shared "
                             f"module's once per name it has), but the file holds "
@@ -339,17 +344,19 @@ class _Plan:
                             f"registered here: define it with @nn.register before loading, or "
                             f"pass custom_objects={{{_short(name)}: TheClass}}")
         children: list[_Ref] = []
-        config = {key: self.value(value, depth, children) for key, value in spec["config"].items()}
+        config = {key: self.value(value, depth, children)
+                  for key, value in spec["config"].items()}
         if number in self.entries or path in self.paths:       # (its arrays would count twice)
             raise self.fail(f"{where}: a second module entry with id {number} or path "
                             f"{_short(path)}; each module is saved once")
         self.paths.add(path)
-        state = self.declared_state(cls, name, path, config)
+        state = self.check_declared_state(cls, name, path, config)
+        if getattr(cls, "shares_config_modules", False):
+            children = list({child.number: child for child in children}.values())
         names = 1 + sum(self.entries[child.number].names for child in children)
-        keys = len(state or ()) + sum(self.entries[child.number].keys for child in children)
+        keys = len(state) + sum(self.entries[child.number].keys for child in children)
         self.check_size(where, names, keys)
-        self.entries[number] = _Entry(number, cls, name, path, config, training, state,
-                                      names, keys)
+        self.entries[number] = _Entry(number, cls, name, path, config, training, names, keys)
         return _Ref(number)
 
     def value(self, value: Any, depth: int, children: list[_Ref]) -> Any:
@@ -385,12 +392,12 @@ class _Plan:
                             f"such as 'float32')")
         return dtype
 
-    def declared_state(self, cls: type, name: str, path: str, config: dict[str, Any]
-                       ) -> dict | None:
-        """The state `cls` declares for `config`, once the file holds each array of it (its
-        name, shape and dtype); None for a user's class that declares nothing."""
+    def check_declared_state(self, cls: type, name: str, path: str, config: dict[str, Any]
+                             ) -> dict:
+        """The state `cls` declares for `config`, once the file holds each array of it (name,
+        shape, dtype); {} for a user's class that declares nothing (checked once built)."""
         if not (is_builtin(cls) or "state_spec" in vars(cls)):
-            return None
+            return {}
         try:
             state = cls.state_spec(config)
         except Exception as error:

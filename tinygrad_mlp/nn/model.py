@@ -159,6 +159,7 @@ class Model(Module):
     """
 
     replayable = True        # the graph is fixed; each layer declares its own replayable
+    shares_config_modules = True         # a layer on several nodes is one child
 
     def __init__(self, inputs: Placeholder | Sequence[Placeholder],
                  outputs: Placeholder | Sequence[Placeholder], name: str | None = None) -> None:

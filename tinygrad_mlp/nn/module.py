@@ -72,6 +72,11 @@ class Module:
     # looks through such layers when it checks that consecutive Linear layers chain.
     preserves_shape: bool = False
 
+    # Is a module its config names several times one child (a graph's shared layer, nn.Model)?
+    # Otherwise each time is one more name (Sequential(shared, shared) has "0" and "1"), which
+    # is how `tm.load_model` counts the names a file expands to before it builds anything.
+    shares_config_modules: bool = False
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_buffers", {})
