@@ -2,6 +2,7 @@
 geometries (shapes, kernels, strides, paddings), the backward invariants, float32, errors."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -348,3 +349,271 @@ def test_train_model_cnn_usage_errors(argv, message, capsys):
     from tinygrad_mlp.cli import main
     assert main(["train", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+# --- groups, dilation, "same", adaptive pooling (the third round) --------------------------------
+
+def tf_same(size, kernel, stride, dilation=1):
+    """TF's "same", written out from its definition for the reference: the output has
+    ceil(size / stride) entries; the padding they need is split with the odd one after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+@st.composite
+def grouped_conv_cases(draw):
+    """x, weight, bias and options over groups (depthwise with a depth multiplier included),
+    dilation, stride per axis and padding (ints, "valid", "same" with odd and even sizes)."""
+    groups = draw(st.integers(1, 3))
+    per_group_in, per_group_out = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = draw(st.sampled_from(["same", "valid", (0, 0), (1, 2), (2, 1)]))
+    pads = (0, 0) if isinstance(padding, str) else padding
+    H, W = (draw(st.integers(max(1, (k - 1) * d + 1 - 2 * p), 8))
+            for k, d, p in zip(kernel, dilation, pads))
+    C = groups * per_group_in
+    x = draw(arrays((draw(st.integers(1, 2)), C, H, W), min_value=-3, max_value=3))
+    weight = draw(arrays((groups * per_group_out, per_group_in, *kernel), min_value=-3,
+                         max_value=3))
+    bias = draw(arrays((groups * per_group_out,), min_value=-3, max_value=3))
+    return x, weight, bias, dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+def torch_conv(options, spatial):
+    """PyTorch's conv2d with the same options; "same" with a stride (which PyTorch refuses) as
+    an explicit F.pad by TF's rule first."""
+    F = pytest.importorskip("torch.nn.functional")
+    options = dict(options)
+    if options["padding"] == "same" and options["stride"] != (1, 1):
+        options["padding"] = 0
+        return lambda x, w, b: F.conv2d(F.pad(x, _tf_pads(spatial, w.shape[2:], options)), w, b,
+                                        **options)
+    return lambda x, w, b: F.conv2d(x, w, b, **options)
+
+
+def _tf_pads(spatial, kernel, options):
+    (top, bottom), (left, right) = (tf_same(n, k, s, d) for n, k, s, d in
+                                    zip(spatial, kernel, options["stride"], options["dilation"]))
+    return (left, right, top, bottom)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+@given(case=grouped_conv_cases())
+def test_grouped_dilated_and_same_convolutions_equal_pytorch(case):
+    x, weight, bias, options = case
+    assert_same_as_torch(lambda x, w, b: ops.Conv2d.apply(x, w, b, **options),
+                         torch_conv(options, x.shape[2:]), x, weight, bias)
+    if options["padding"] == "same":
+        assert ops.Conv2d.apply(x, weight, **options).shape[2:] == tuple(
+            -(-n // s) for n, s in zip(x.shape[2:], options["stride"]))
+
+
+@given(case=grouped_conv_cases())
+def test_grouped_convolutions_without_bias_match_finite_differences(case):
+    x, weight, _, options = case
+    fn = lambda x, w: ops.Conv2d.apply(x, w, **options)               # noqa: E731
+    assert_gradients_match(fn, x, weight)
+    assert_backward_invariants(fn, x.astype(np.float32), weight.astype(np.float32))
+
+
+@pytest.mark.parametrize("stride, kernel, size", [(2, 3, 7), (2, 3, 8), (2, 2, 7), (3, 4, 8),
+                                                  ((2, 1), (3, 2), 6)])
+def test_same_with_a_stride_pads_like_tensorflow(stride, kernel, size):
+    """An independent reference for TF's "same" with a stride: XLA's SAME (which TF and Keras
+    use), through jax.lax."""
+    lax = pytest.importorskip("jax.lax", reason="jax gives TF's SAME padding as a reference")
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 3, size, size + 1)), rng.standard_normal((4, 3, *pair(kernel)))
+    theirs = np.asarray(lax.conv_general_dilated(x.astype(np.float32), w.astype(np.float32),
+                                                 pair(stride), "SAME"))
+    ours = ops.Conv2d.apply(x, w, stride=stride, padding="same").data
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def pair(value):
+    return value if isinstance(value, tuple) else (value, value)
+
+
+@st.composite
+def adaptive_cases(draw, distinct=False):
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 9)),
+             draw(st.integers(1, 9)))
+    output_size = draw(st.one_of(st.integers(1, 5),
+                                 st.tuples(st.one_of(st.none(), st.integers(1, 10)),
+                                           st.integers(1, 10))))
+    x = draw(distinct_values(shape) if distinct else arrays(shape, min_value=-3, max_value=3))
+    return x, output_size
+
+
+@given(case=adaptive_cases(distinct=True))
+def test_adaptive_pools_equal_pytorch(case):
+    F = pytest.importorskip("torch.nn.functional")
+    x, output_size = case
+    for op, theirs in [(ops.AdaptiveAvgPool2d, F.adaptive_avg_pool2d),
+                       (ops.AdaptiveMaxPool2d, F.adaptive_max_pool2d)]:
+        assert_same_as_torch(lambda x: op.apply(x, output_size=output_size),
+                             lambda x: theirs(x, output_size), x)
+
+
+@given(case=adaptive_cases(distinct=True))
+def test_adaptive_pool_gradients_match_finite_differences(case):
+    x, output_size = case
+    for op in (ops.AdaptiveAvgPool2d, ops.AdaptiveMaxPool2d):
+        fn = lambda x: op.apply(x, output_size=output_size)          # noqa: E731
+        assert_gradients_match(fn, x)
+        assert_backward_invariants(fn, x.astype(np.float32))
+
+
+def test_adaptive_max_ties_and_overlapping_bins_like_pytorch():
+    """Bins overlap when the size does not divide (7 into 3: rows 0–2, 2–4, 4–6); the shared
+    row's gradient adds up, and among equal values the first takes it."""
+    F = pytest.importorskip("torch.nn.functional")
+    x = np.zeros((1, 2, 7, 5))
+    x[0, 0, 2, :] = 1.0
+    assert_same_as_torch(lambda x: ops.AdaptiveMaxPool2d.apply(x, output_size=(3, 2)),
+                         lambda x: F.adaptive_max_pool2d(x, (3, 2)), x)
+
+
+def keras_same_pool(x, kernel, stride, kind):
+    """Keras's pooling with padding="same", one window at a time in plain numpy: the windows
+    start at i·stride − before (TF's split), and only the real entries count."""
+    N, C, H, W = x.shape
+    (top, _), (left, _) = (tf_same(n, k, s) for n, k, s in zip((H, W), kernel, stride))
+    OH, OW = -(-H // stride[0]), -(-W // stride[1])
+    out = np.empty((N, C, OH, OW))
+    for i in range(OH):
+        for j in range(OW):
+            r0, c0 = i * stride[0] - top, j * stride[1] - left
+            window = x[:, :, max(r0, 0):r0 + kernel[0], max(c0, 0):c0 + kernel[1]]
+            out[:, :, i, j] = window.max(axis=(2, 3)) if kind == "max" else window.mean(
+                axis=(2, 3))
+    return out
+
+
+@st.composite
+def same_pool_cases(draw):
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 8)),
+             draw(st.integers(1, 8)))
+    return draw(distinct_values(shape)), kernel, stride
+
+
+@given(case=same_pool_cases())
+def test_same_pooling_equals_keras_rule(case):
+    x, kernel, stride = case
+    for op, kind in [(ops.MaxPool2d, "max"), (ops.AvgPool2d, "avg")]:
+        fn = lambda x: op.apply(x, kernel_size=kernel, stride=stride, padding="same")  # noqa
+        np.testing.assert_allclose(fn(x).data, keras_same_pool(x, kernel, stride, kind),
+                                   rtol=0, atol=1e-12)
+        assert_gradients_match(fn, x)
+        assert_backward_invariants(fn, x.astype(np.float32))
+
+
+def test_same_pooling_matches_keras_itself():
+    """The numpy reference above against Keras on one odd and one even size."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")          # (its default, TensorFlow, is absent)
+    keras = pytest.importorskip("keras", reason="Keras's own pooling as a reference")
+    rng = np.random.default_rng(2)
+    for size, pool, kind in [(7, keras.layers.MaxPooling2D, "max"),
+                             (8, keras.layers.AveragePooling2D, "avg")]:
+        x = rng.standard_normal((2, 3, size, size + 1)).astype(np.float32)
+        theirs = np.asarray(pool(3, strides=2, padding="same")(x.transpose(0, 2, 3, 1)))
+        np.testing.assert_allclose(keras_same_pool(x, (3, 3), (2, 2), kind),
+                                   theirs.transpose(0, 3, 1, 2), atol=1e-5)
+        op = ops.MaxPool2d if kind == "max" else ops.AvgPool2d
+        np.testing.assert_allclose(op.apply(x, kernel_size=3, stride=2, padding="same").data,
+                                   theirs.transpose(0, 3, 1, 2), atol=1e-5)
+
+
+def test_layers_take_one_unbatched_image_like_pytorch():
+    torch = pytest.importorskip("torch")
+    tm.set_default_dtype(np.float64)
+    x = np.random.default_rng(0).standard_normal((4, 7, 6))
+    layers = [(nn.Conv2d(4, 8, 3, stride=2, padding=1, groups=2), torch.nn.Conv2d),
+              (nn.MaxPool2d(3, stride=2, padding=1), None), (nn.AvgPool2d(2), None),
+              (nn.AdaptiveAvgPool2d((2, 3)), None), (nn.AdaptiveMaxPool2d(1), None),
+              (nn.ZeroPad2d((1, 2, 0, 3)), None)]
+    for layer, _ in layers:
+        one = layer(tm.Tensor(x, requires_grad=True))
+        np.testing.assert_array_equal(one.data, layer(x[None]).data[0])
+        assert one.shape == layer(x[None]).shape[1:]
+    assert nn.ZeroPad2d((1, 2, 0, 3))(x).shape == (4, 10, 9)
+
+
+def test_conv2d_layer_with_groups_dilation_and_same_equals_torch_layer():
+    torch = pytest.importorskip("torch")
+    tm.set_default_dtype(np.float64)
+    for options in [dict(groups=3, padding="same", dilation=2), dict(groups=6, padding="valid"),
+                    dict(groups=1, padding=(0, 2), dilation=(1, 3), stride=(2, 1))]:
+        ours = nn.Conv2d(6, 12, (3, 2), **options)
+        theirs = torch.nn.Conv2d(6, 12, (3, 2), **options).double()
+        assert ours.weight.shape == tuple(theirs.weight.shape)
+        with torch.no_grad():
+            theirs.weight.copy_(torch.tensor(ours.weight.data))
+            theirs.bias.copy_(torch.tensor(ours.bias.data))
+        x = np.random.default_rng(0).standard_normal((2, 6, 9, 8))
+        np.testing.assert_allclose(ours(x).data, theirs(torch.tensor(x)).detach().numpy(),
+                                   rtol=0, atol=1e-12)
+
+
+def test_grouped_conv2d_init_uses_the_fan_in_of_one_group():
+    layer = nn.Conv2d(8, 16, 3, groups=8)
+    assert layer.weight.shape == (16, 1, 3, 3)
+    bound = 1 / math.sqrt(9)
+    assert np.abs(layer.weight.data).max() <= bound
+    assert np.abs(layer.weight.data).max() > 0.8 * bound
+
+
+def test_new_layers_round_trip_through_model_files(tmp_path):
+    tm.set_default_dtype(np.float64)
+    model = nn.Sequential(nn.ZeroPad2d((1, 0, 2, 1)), nn.Conv2d(2, 4, 3, padding="same"),
+                          nn.Conv2d(4, 8, 3, stride=2, padding="same", groups=4, dilation=1,
+                                    bias=False),
+                          nn.Conv2d(8, 8, 2, dilation=(2, 1), padding="valid"),
+                          nn.MaxPool2d(3, stride=2, padding="same"),
+                          nn.AvgPool2d(2, stride=1, padding="same"),
+                          nn.AdaptiveMaxPool2d((3, None)), nn.AdaptiveAvgPool2d(1))
+    x = np.random.default_rng(0).standard_normal((2, 2, 11, 10))
+    path = str(tmp_path / "model.npz")
+    tm.save_model(model, path)
+    again = tm.load_model(path)
+    assert repr(again) == repr(model)
+    assert again[2].groups == 4 and again[2].padding == "same" and again[3].dilation == (2, 1)
+    np.testing.assert_array_equal(again(x).data, model(x).data)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: nn.Conv2d(6, 4, 3, groups=4),
+     r"in_channels \(6\) and out_channels \(4\) must both be divisible by groups \(4\)"),
+    (lambda: nn.Conv2d(6, 4, 3, padding="full"), "Conv2d: padding must be .* 'same'"),
+    (lambda: nn.Conv2d(6, 6, 3, dilation=0), "Conv2d: dilation must be an int ≥ 1"),
+    (lambda: nn.Conv2d(6, 6, 3, groups=0), "Conv2d: groups must be an int ≥ 1"),
+    (lambda: nn.Conv2d(2, 2, 3, dilation=3)(np.ones((1, 2, 6, 6))),
+     r"Conv2d\(2 -> 2\): kernel \(3, 3\) \(dilated to \(7, 7\)\) is larger than the padded "
+     r"input \(6, 6\) of an input of shape \(1, 2, 6, 6\)"),
+    (lambda: nn.Conv2d(2, 2, 3)(np.ones((2, 2))), r"Conv2d\(2 -> 2\) expected input of shape "
+     r"\(N, C, H, W\) or \(C, H, W\), got \(2, 2\)"),
+    (lambda: nn.MaxPool2d(3)(np.ones((1, 1, 2, 5))),
+     r"MaxPool2d: kernel \(3, 3\) is larger than the padded input \(2, 5\)"),
+    (lambda: ops.Conv2d.apply(np.ones((1, 4, 5, 5)), np.ones((4, 2, 3, 3)), groups=3),
+     r"conv2d: input of shape \(1, 4, 5, 5\).*weight of shape \(4, 2, 3, 3\).*groups=3"),
+    (lambda: ops.Conv2d.apply(np.ones((1, 4, 5, 5)), np.ones((4, 2, 3, 3)), groups=1),
+     r"conv2d: input of shape \(1, 4, 5, 5\)"),
+    (lambda: nn.AvgPool2d(2, padding="full"), "AvgPool2d: padding must be"),
+    (lambda: nn.AdaptiveAvgPool2d(0), "AdaptiveAvgPool2d: output_size must be an int ≥ 1"),
+    (lambda: nn.AdaptiveMaxPool2d((2, 2, 2)), "AdaptiveMaxPool2d: output_size"),
+    (lambda: nn.AdaptiveMaxPool2d(2)(np.ones((1, 1, 0, 3))),
+     r"AdaptiveMaxPool2d expected a non-empty image, got an input of shape \(1, 1, 0, 3\)"),
+    (lambda: ops.AdaptiveAvgPool2d.apply(np.ones((3, 4)), output_size=1),
+     r"adaptive_avg_pool2d: expected an input of shape \(N, C, H, W\)"),
+    (lambda: nn.ZeroPad2d((1, 2, 3)), r"ZeroPad2d: padding must be an int ≥ 0 or \(left, "),
+    (lambda: nn.ZeroPad2d(-1), "ZeroPad2d: padding"),
+    (lambda: nn.ZeroPad2d(1)(np.ones((3, 3))), r"ZeroPad2d expected input of shape"),
+])
+def test_third_round_bad_arguments_are_clear_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

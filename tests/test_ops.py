@@ -705,7 +705,8 @@ COVERED = {"Add", "Sub", "Mul", "Div", "Neg", "Pow", "Exp", "Log", "Sigmoid", "T
            "Min", "Var", "Std", "Flatten", "Squeeze", "Unsqueeze", "BroadcastTo", "Pad", "Stack",
            "Concatenate", "LeakyReLU", "ELU", "GELU", "Softplus", "BatchNorm", "LayerNorm",
            "Dropout"}
-COVERED |= {"Conv2d", "MaxPool2d", "AvgPool2d"}   # gradchecked in test_image.py
+COVERED |= {"Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
+            "AdaptiveMaxPool2d"}                 # gradchecked in test_image.py
 
 
 def test_every_op_in_ops_py_has_a_gradient_test_here():

@@ -18,7 +18,8 @@ from tinygrad_mlp.ops.normalization import BatchNorm, LayerNorm
 from tinygrad_mlp.ops.regularization import Dropout
 from tinygrad_mlp.ops.shape import (BroadcastTo, Concatenate, Flatten, GetItem, Pad, Reshape,
                                     Squeeze, Stack, Transpose, Unsqueeze)
-from tinygrad_mlp.ops.image import AvgPool2d, Conv2d, MaxPool2d
+from tinygrad_mlp.ops.image import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, Conv2d,
+                                    MaxPool2d)
 
 __all__ = ["Add", "Sub", "Mul", "Div", "Neg", "Pow", "Exp", "Log", "Abs", "Sqrt", "Clip",
            "AsType", "Maximum", "Minimum", "Where",
@@ -27,4 +28,4 @@ __all__ = ["Add", "Sub", "Mul", "Div", "Neg", "Pow", "Exp", "Log", "Abs", "Sqrt"
            "Sum", "Mean", "Max", "Min", "Var", "Std", "argmax", "argmin",
            "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "BroadcastTo", "Pad",
            "GetItem", "Stack", "Concatenate",
-           "Conv2d", "MaxPool2d", "AvgPool2d"]
+           "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"]
