@@ -25,8 +25,8 @@ def main(path: str, epochs: int = 3) -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(0)
-    net = tm.export.to_torch(tm.load_model(path))
-    logits = net[:-1]                     # drop the Softmax: torch's CrossEntropyLoss takes logits
+    trained = tm.load_model(path)
+    logits = tm.export.to_torch(trained[:-1])   # no Softmax: torch's CrossEntropyLoss takes logits
     model = DistributedDataParallel(logits)
     X, y = tm.datasets.load_digits()
     data = TensorDataset(torch.from_numpy(X / np.float32(16)), torch.from_numpy(y))
@@ -49,7 +49,7 @@ def main(path: str, epochs: int = 3) -> None:
                   f"on {world} processes")
     if rank == 0:
         with torch.no_grad():
-            accuracy = (net(data.tensors[0]).argmax(1) == data.tensors[1]).float().mean()
+            accuracy = (logits(data.tensors[0]).argmax(1) == data.tensors[1]).float().mean()
         print(f"accuracy on all 1797 digits: {accuracy:.4f}")
     dist.destroy_process_group()
 

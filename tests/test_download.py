@@ -178,3 +178,79 @@ def test_cli_train_data_mnist_fetches_from_the_mirror(server, monkeypatch, capsy
     out = capsys.readouterr().out
     assert "120 training, 40 test samples" in out
     assert np.isfinite(float(out.rsplit("test accuracy", 1)[-1].split()[0].strip(":% ")))
+
+
+# --- hostile servers and folders (issue 19, item 16) -----------------------------------------------
+
+class Hostile(http.server.BaseHTTPRequestHandler):
+    """/trickle/NAME sends one byte every 0.1 s, forever; /ftp/NAME redirects to ftp://."""
+
+    def do_GET(self):
+        mirror, _, name = self.path.strip("/").partition("/")
+        if mirror == "ftp":
+            self.send_response(302)
+            self.send_header("Location", f"ftp://127.0.0.1/{name}")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.end_headers()
+        try:
+            for _ in range(600):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hostile(server):
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_trickling_server_is_stopped_by_the_overall_deadline(hostile, monkeypatch, tmp_path):
+    monkeypatch.setattr(download, "DEADLINE", 1.5)
+    started = time.monotonic()
+    with pytest.raises(tm.datasets.DownloadError) as error:
+        tm.datasets.fetch("mnist", mirrors=[hostile + "trickle", hostile + "trickle"],
+                          progress=False)
+    assert time.monotonic() - started < 5
+    assert "deadline of fetch() passed" in str(error.value)
+    assert "not tried, the 1.5 s deadline had passed" in str(error.value)
+    assert os.listdir(tmp_path / "cache" / "mnist") == []
+
+
+def test_a_redirect_to_ftp_is_refused(hostile, tmp_path):
+    with pytest.raises(tm.datasets.DownloadError, match="redirect to 'ftp://127.0.0.1/"):
+        tm.datasets.fetch("mnist", mirrors=[hostile + "ftp"], progress=False)
+
+
+def test_a_part_file_of_a_killed_run_is_removed_and_files_get_the_umask_mode(server, tmp_path):
+    folder = tmp_path / "cache" / "mnist"
+    folder.mkdir(parents=True)
+    stale = [folder / f".{NAMES[0]}.abcdefgh.tmp", folder / f".{NAMES[0]}.k3j_x9q2.part"]
+    for path in stale:
+        path.write_bytes(b"half a download")
+    old = os.umask(0o022)
+    try:
+        tm.datasets.fetch("mnist", mirrors=[server + "good"], progress=False)
+    finally:
+        os.umask(old)
+    assert sorted(os.listdir(folder)) == sorted(NAMES)          # no .tmp, no .part left
+    assert {(folder / name).stat().st_mode & 0o777 for name in NAMES} == {0o644}
+
+
+def test_a_directory_at_the_target_name_is_one_error_before_any_download(server, tmp_path):
+    folder = tmp_path / "cache" / "mnist"
+    (folder / NAMES[0]).mkdir(parents=True)
+    with pytest.raises(tm.datasets.DownloadError, match="is a directory, not a file") as error:
+        tm.datasets.fetch("mnist", mirrors=[server + "good", server + "good"], progress=False)
+    assert "mirror" not in str(error.value) and Handler.requests == []

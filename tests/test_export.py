@@ -97,32 +97,198 @@ def test_a_flatten_over_the_batch_axis_exports_too(tmp_path):
                                atol=ATOL)
 
 
-class Doubler(nn.Module):
+def run_torch(twin, *arrays):
+    torch = pytest.importorskip("torch")
+    with torch.no_grad():
+        out = twin(*[torch.from_numpy(a) for a in arrays])
+    return [o.numpy() for o in out] if isinstance(out, tuple) else out.numpy()
+
+
+class Sinh(tm.Function):
+    """An op of the user's own: neither export knows it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.cosh = np.cosh(x)
+        return np.sinh(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.cosh * grad
+
+
+class Hyperbolic(nn.Module):
     def forward(self, X):
-        return X * 2
+        return Sinh.apply(X)
 
 
-def test_a_layer_without_a_translation_is_a_clear_error_and_writes_nothing(tmp_path):
+def test_an_op_without_a_translation_is_a_clear_error_naming_it_and_its_module(tmp_path):
     pytest.importorskip("onnx")
     target = tmp_path / "model.onnx"
     target.write_bytes(b"previous")
-    model = nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.ReLU(), Doubler()))
-    with pytest.raises(TypeError, match=r"layer '1\.1' \(Doubler\) has no translation.*nn\.Linear"):
+    model = nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.ReLU(), Hyperbolic()))
+    with pytest.raises(TypeError, match=r"to_onnx: the op Sinh \(run by module '1\.1' \(Hyperbolic\)\) "
+                                        r"has no translation; nothing was written.*Linear"):
         tm.export.to_onnx(model, target, (4,))
-    with pytest.raises(TypeError, match=r"layer 'Doubler' \(Doubler\)"):
-        tm.export.to_onnx(Doubler(), target, (4,))
+    with pytest.raises(TypeError, match=r"the op Sinh \(run by the model itself \(Hyperbolic\)\)"):
+        tm.export.to_onnx(Hyperbolic(), target, (4,))
     assert target.read_bytes() == b"previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]     # no temp file left
 
 
-def test_a_subclass_of_a_built_in_layer_is_not_taken_for_it(tmp_path):
+class Doubled(nn.Sigmoid):                # a built-in layer's subclass with its own forward
+    def forward(self, Z):
+        return super().forward(Z) * 10
+
+
+class Residual(nn.Module):
+    """A user's block with a skip connection: X + f(X), then a head."""
+
+    def __init__(self, width=6, classes=3):
+        super().__init__()
+        self.inner = nn.Sequential(nn.Linear(width, width), nn.BatchNorm1d(width), nn.GELU(),
+                                   nn.Dropout(0.2), nn.Linear(width, width))
+        self.norm = nn.LayerNorm(width, eps=1e-3)
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, X):
+        h = self.norm(X + self.inner(X).tanh() * 0.5)
+        return self.head(h).log_softmax(axis=1)
+
+
+class TwoHeads(nn.Module):
+    """Two inputs, two outputs: a merge by concatenation, and a second head on one input."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(3, 4), nn.Linear(5, 4)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, A, B):
+        a, b = self.a(A).relu(), self.b(B).sigmoid()
+        return self.out(tm.concatenate([a, b], axis=1)), (a - b).mean(axis=1, keepdims=True)
+
+
+def trained(model, *shapes, dtype=np.float32, seed=0):
+    """`model` with running statistics of its own and random inputs of `shapes` (9 rows)."""
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal((9, *shape)).astype(dtype) for shape in shapes]
+    with tm.no_grad():
+        for _ in range(3):
+            model(*[a * 2 + 1 for a in arrays])
+    return arrays
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make", [Residual, lambda: nn.Sequential(nn.Linear(6, 6), Doubled())],
+                         ids=["skip-connection", "subclassed-layer"])
+def test_a_custom_module_exports_both_ways_like_predict(make, dtype, tmp_path):
     pytest.importorskip("onnx")
+    tm.manual_seed(0)
+    tm.set_default_dtype(dtype)
+    try:
+        model = make()
+    finally:
+        tm.set_default_dtype(np.float32)
+    (X,) = trained(model, (6,), dtype=dtype)
+    expected = tm.predict(model, X)
+    tm.export.to_onnx(model, tmp_path / "m.onnx", (6,))
+    onnx_out = run_onnx(tmp_path / "m.onnx", X)
+    assert onnx_out.dtype == dtype
+    np.testing.assert_allclose(onnx_out, expected, rtol=0, atol=ATOL)
+    twin = tm.export.to_torch(model).eval()
+    torch_out = run_torch(twin, X)
+    assert torch_out.dtype == dtype
+    np.testing.assert_allclose(torch_out, expected, rtol=0, atol=ATOL)
 
-    class Sigmoid(nn.Sigmoid):                # same name, its own forward
-        def forward(self, Z):
-            return super().forward(Z) * 10
 
-    with pytest.raises(TypeError, match=r"\(Sigmoid\) has no translation"):
-        tm.export.to_onnx(nn.Sequential(nn.Linear(2, 2), Sigmoid()), tmp_path / "m.onnx", (2,))
+def test_several_inputs_and_outputs_export_both_ways(tmp_path):
+    pytest.importorskip("onnx")
+    tm.manual_seed(1)
+    model = TwoHeads()
+    A, B = trained(model, (3,), (5,))
+    expected = model(A, B)
+    tm.export.to_onnx(model, tmp_path / "two.onnx", [(3,), (5,)])
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(str(tmp_path / "two.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["X1", "X2"]
+    assert [o.name for o in session.get_outputs()] == ["Y1", "Y2"]
+    for got, want in zip(session.run(None, {"X1": A, "X2": B}), expected):
+        np.testing.assert_allclose(got, want.data, rtol=0, atol=ATOL)
+    twin = tm.export.to_torch(model, [(3,), (5,)])
+    got = run_torch(twin, A, B)
+    assert len(got) == 2
+    for g, want in zip(got, expected):
+        np.testing.assert_allclose(g, want.data, rtol=0, atol=ATOL)
+    with pytest.raises(TypeError, match="takes 2 inputs, got 1"):
+        run_torch(twin, A)
+
+
+class Slicing(nn.Module):
+    """Indexing, reductions and statistics in a forward of one's own, some over the batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(6, 6)
+
+    def forward(self, X):
+        h = self.linear(X)
+        rows = h[..., 1:5:2].var(axis=1, keepdims=True, ddof=1) + h[:, 2][:, None]
+        batch = h.std(axis=0)[None, :3] + h.var(axis=0, ddof=1)[None, 3:] + h.mean(axis=0)[:3]
+        return (h[:, :3] * h[:, 3:] + rows + batch + h.sum(axis=1, keepdims=True)
+                - h.max(axis=1, keepdims=True) + h.min(axis=1, keepdims=True).exp().sqrt())
+
+
+def test_indexing_and_reductions_export_both_ways_for_any_batch_size(tmp_path):
+    pytest.importorskip("onnx")
+    tm.manual_seed(6)
+    model = Slicing()
+    X = np.random.default_rng(6).standard_normal((5, 6)).astype(np.float32)
+    tm.export.to_onnx(model, tmp_path / "m.onnx")
+    for rows in (X, X[:3]):                            # traced on 2 rows: the batch is dynamic
+        np.testing.assert_allclose(run_onnx(tmp_path / "m.onnx", rows), tm.predict(model, rows),
+                                   rtol=0, atol=ATOL)
+        np.testing.assert_allclose(run_torch(tm.export.to_torch(model), rows),
+                                   tm.predict(model, rows), rtol=0, atol=ATOL)
+
+
+def residual_two_inputs():
+    """The issue's model: images and a second input of features, a residual block, a merge."""
+    images, features = nn.Input((2, 8, 8), name="images"), nn.Input((5,), name="features")
+    x = nn.Rescaling(1 / 255, offset=-0.5)(images)
+    x = nn.Conv2d(2, 4, 3, padding=1)(x)
+    h = nn.ReLU()(nn.BatchNorm2d(4)(nn.Conv2d(4, 4, 3, padding=1)(x)))
+    x = nn.MaxPool2d(2)(nn.Add()([x, h]))
+    x = nn.Flatten()(nn.AvgPool2d(4)(x))
+    y = nn.Concatenate(axis=1)([x, nn.ReLU()(nn.Linear(5, 6)(features))])
+    return nn.Model([images, features], nn.LogSoftmax()(nn.Linear(10, 3)(y)))
+
+
+def test_a_two_input_residual_model_exports_both_ways(tmp_path):
+    pytest.importorskip("onnx")
+    torch = pytest.importorskip("torch")
+    tm.manual_seed(7)
+    model = residual_two_inputs()
+    images, features = trained(model, (2, 8, 8), (5,))
+    images = images * 60 + 128
+    model.eval()                      # (tm.predict with a tuple of inputs: issue 17's fit work)
+    with tm.no_grad():
+        expected = model(images, features).data
+    tm.export.to_onnx(model, tmp_path / "m.onnx")       # the shapes: model.input_shape
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"X1": images, "X2": features})[0], expected,
+                               rtol=0, atol=ATOL)
+    twin = tm.export.to_torch(model)
+    assert list(twin.state_dict()) == list(model.state_dict())
+    np.testing.assert_allclose(run_torch(twin.eval(), images, features), expected, rtol=0,
+                               atol=ATOL)
+    twin.train()
+    optimizer = torch.optim.SGD(twin.parameters(), lr=0.1)
+    out = twin(torch.from_numpy(images), torch.from_numpy(features))
+    torch.nn.functional.nll_loss(out, torch.from_numpy(np.arange(9) % 3)).backward()
+    optimizer.step()
+    assert np.abs(run_torch(twin.eval(), images, features) - expected).max() > 1e-4
 
 
 def test_a_wrong_input_shape_fails_with_the_layers_error_before_writing(tmp_path):
@@ -132,40 +298,142 @@ def test_a_wrong_input_shape_fails_with_the_layers_error_before_writing(tmp_path
         tm.export.to_onnx(model, tmp_path / "m.onnx", (63,))
     with pytest.raises(ValueError, match="to_onnx: input_shape must be a positive int, got 0"):
         tm.export.to_onnx(model, tmp_path / "m.onnx", (0,))
+    with pytest.raises(TypeError, match=r"to_onnx: give input_shape.*Sequential does not say"):
+        tm.export.to_onnx(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_to_torch_gives_the_same_outputs_and_weights():
+def test_to_torch_gives_the_same_outputs_and_weights_as_parameters():
     torch = pytest.importorskip("torch")
     model, X = digits_model()
-    twin = tm.export.to_torch(model)
-    assert isinstance(twin, torch.nn.Sequential)
+    twin = tm.export.to_torch(model)                   # (64,): the first Linear's width
+    assert isinstance(twin, torch.nn.Module)
     assert list(twin.state_dict()) == list(model.state_dict())       # "0.weight", "0.bias", …
-    np.testing.assert_array_equal(twin[0].weight.detach().numpy(), model[0].weight.data.T)
-    with torch.no_grad():
-        out = twin(torch.from_numpy(X)).numpy()
-    np.testing.assert_allclose(out, tm.predict(model, X), rtol=0, atol=ATOL)
+    for name, values in model.state_dict().items():
+        np.testing.assert_array_equal(twin.state_dict()[name].numpy(), values)
+    params = dict(twin.named_parameters())
+    assert list(params) == [name for name, _ in model.named_parameters()]
+    assert all(isinstance(p, torch.nn.Parameter) and p.requires_grad for p in params.values())
+    np.testing.assert_allclose(run_torch(twin, X), tm.predict(model, X), rtol=0, atol=ATOL)
 
 
 @pytest.mark.parametrize("kind", MODELS)
 def test_to_torch_covers_every_exportable_layer(kind):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     layers, input_shape = MODELS[kind]
     model, X = stack(layers, input_shape)
     model.eval()
-    twin = tm.export.to_torch(model)
-    assert not twin.training
-    with torch.no_grad():
-        out = twin(torch.from_numpy(X)).numpy()
-    np.testing.assert_allclose(out, tm.predict(model, X), rtol=0, atol=ATOL)
+    twin = tm.export.to_torch(model, input_shape)
+    assert not twin.training and not any(m.training for m in twin.modules())
+    np.testing.assert_allclose(run_torch(twin, X), tm.predict(model, X), rtol=0, atol=ATOL)
     model.train()
-    assert tm.export.to_torch(model).training                   # the mode comes along
+    assert all(m.training for m in tm.export.to_torch(model, input_shape).modules())
+
+
+def test_the_torch_module_trains():
+    """One optimizer step in torch changes the outputs; the gradients reach every parameter."""
+    torch = pytest.importorskip("torch")
+    tm.manual_seed(2)
+    model = Residual()
+    (X,) = trained(model, (6,))
+    twin = tm.export.to_torch(model)
+    inputs = torch.from_numpy(X)
+    before = twin.eval()(inputs).detach().clone()
+    twin.train()
+    optimizer = torch.optim.SGD(twin.parameters(), lr=0.1)
+    loss = torch.nn.functional.nll_loss(twin(inputs), torch.from_numpy(np.arange(9) % 3))
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in twin.parameters())
+    optimizer.step()
+    after = twin.eval()(inputs).detach()
+    assert (after - before).abs().max() > 1e-3
+    np.testing.assert_allclose(before.numpy(), tm.predict(model, X), rtol=0, atol=ATOL)
+
+
+def test_in_training_mode_the_torch_module_does_what_the_model_does():
+    """BatchNorm on the batch's statistics, its running ones moved by momentum (also None);
+    Dropout drops, with the model's p."""
+    torch = pytest.importorskip("torch")
+    tm.manual_seed(3)
+    model = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5, eps=0.3, momentum=0.25), nn.ReLU(),
+                          nn.Linear(5, 3), nn.BatchNorm1d(3, momentum=None))
+    (X,) = trained(model, (4,))
+    twin = tm.export.to_torch(model)
+    for _ in range(2):
+        expected = model(X).data
+        np.testing.assert_allclose(twin(torch.from_numpy(X)).detach().numpy(), expected,
+                                   rtol=0, atol=ATOL)
+    for name, values in model.state_dict().items():
+        np.testing.assert_allclose(twin.state_dict()[name].numpy(), values, rtol=0, atol=ATOL)
+    dropping = tm.export.to_torch(nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.75)))
+    out = dropping(torch.ones(200, 4)).detach().numpy()
+    assert 0.6 < (out == 0).mean() < 0.9
+    assert not (dropping.eval()(torch.ones(200, 4)) == 0).all(dim=1).any()
+
+
+def test_exports_keep_each_modules_mode_and_state():
+    """A frozen BatchNorm (eval) in a model that trains stays frozen, in the model and in the
+    torch module; exporting moves no statistics and draws nothing from the generator."""
+    pytest.importorskip("onnx")
+    torch = pytest.importorskip("torch")
+    import tempfile, os
+    tm.manual_seed(4)
+    model = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.Dropout(0.5), nn.Linear(5, 2),
+                          nn.BatchNorm1d(2))
+    (X,) = trained(model, (4,))
+    model.train()
+    model[1].eval()                                   # frozen
+    modes = [m.training for m in model.modules()]
+    state = model.state_dict()
+    draw = tm.get_generator().bit_generator.state
+    with tempfile.TemporaryDirectory() as folder:
+        tm.export.to_onnx(model, os.path.join(folder, "m.onnx"))
+    twin = tm.export.to_torch(model)
+    assert [m.training for m in model.modules()] == modes
+    assert [m.training for m in twin.modules()] == modes
+    for name, values in model.state_dict().items():
+        np.testing.assert_array_equal(values, state[name])
+    assert tm.get_generator().bit_generator.state == draw
+    twin(torch.from_numpy(X))                         # the torch module trains, BN 1 frozen
+    after = twin.state_dict()
+    np.testing.assert_array_equal(after["1.running_mean"].numpy(), state["1.running_mean"])
+    assert not np.allclose(after["4.running_mean"].numpy(), state["4.running_mean"])
+
+
+NORMS = [nn.BatchNorm1d(4, eps=0.5, momentum=0.3), nn.LayerNorm(4, eps=0.25),
+         nn.BatchNorm1d(4, eps=2.0, momentum=None, affine=False)]
+
+
+def test_normalisation_with_its_own_eps_and_momentum_exports_both_ways(tmp_path):
+    """eps far from the default 1e-5 and running statistics of their own: an export that
+    dropped eps (or momentum, in torch's training mode) would be off by far more than 1e-5."""
+    pytest.importorskip("onnx")
+    torch = pytest.importorskip("torch")
+    tm.manual_seed(5)
+    dense = nn.Sequential(nn.Linear(3, 4), *NORMS, nn.Linear(4, 2))
+    image = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2, eps=0.4, momentum=0.6),
+                          nn.LayerNorm((4, 4), eps=0.3), nn.Flatten(), nn.Linear(32, 2))
+    for model, shape in [(dense, (3,)), (image, (1, 4, 4))]:
+        (X,) = trained(model, shape)
+        X = X * 0.2                                   # small variance: eps matters
+        expected = tm.predict(model, X)
+        tm.export.to_onnx(model, tmp_path / "m.onnx", shape)
+        np.testing.assert_allclose(run_onnx(tmp_path / "m.onnx", X), expected, rtol=0, atol=ATOL)
+        twin = tm.export.to_torch(model, shape)
+        np.testing.assert_allclose(run_torch(twin.eval(), X), expected, rtol=0, atol=ATOL)
+        twin.train()
+        np.testing.assert_allclose(twin(torch.from_numpy(X)).detach().numpy(), model(X).data,
+                                   rtol=0, atol=ATOL)
+        for name, values in model.state_dict().items():
+            np.testing.assert_allclose(twin.state_dict()[name].numpy(), values, rtol=0,
+                                       atol=ATOL)
 
 
 def test_to_torch_refuses_what_it_cannot_translate():
     pytest.importorskip("torch")
-    with pytest.raises(TypeError, match=r"to_torch: layer '2' \(Doubler\) has no translation"):
-        tm.export.to_torch(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), Doubler()))
+    with pytest.raises(TypeError, match=r"to_torch: the op Sinh \(run by module '2' \(Hyperbolic\)\) "
+                                        r"has no translation"):
+        tm.export.to_torch(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), Hyperbolic()))
     with pytest.raises(TypeError, match="to_torch: expected an nn.Module, got list"):
         tm.export.to_torch([nn.ReLU()])
 
@@ -200,3 +468,18 @@ def test_the_ddp_example_continues_training_the_exported_module(tmp_path, monkey
               if line.startswith("epoch")]
     assert len(losses) == 2 and losses[1] < losses[0]
     assert float(out.rsplit("digits: ", 1)[1]) > 0.9
+
+
+def test_the_export_guide_prints_what_it_shows(tmp_path, monkeypatch, capsys):
+    """docs/guides/export.md: its code runs and prints the outputs its comments show."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("torch")
+    import pathlib
+    import re
+
+    guide = pathlib.Path(__file__).parents[1] / "docs" / "guides" / "export.md"
+    code = "\n".join(re.findall(r"```python\n(.*?)```", guide.read_text(encoding="utf-8"), re.S))
+    shown = [line[2:] for line in code.splitlines() if line.startswith("# ")]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, str(guide), "exec"), {"__name__": "guide"})
+    assert capsys.readouterr().out.splitlines() == shown

@@ -198,3 +198,187 @@ def test_without_opencv_the_hint_works_from_a_checkout(monkeypatch, fer_model, c
     monkeypatch.setattr(builtins, "__import__", no_cv2)
     code, err = run(capsys, "fer", "--model", fer_model, "--image", PHOTO)
     assert code == 1 and "pip install -e '.[video]'" in err and err.count("\n") == 1
+
+
+# --- hostile pictures and paths (issue 19, items 7–11, 23, 26) ------------------------------------
+
+def png_declaring(width, height):
+    """A small PNG whose header declares width×height gray pixels; its data holds one row."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return (struct.pack(">I", len(body)) + kind + body +
+                struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) +
+            chunk(b"IDAT", zlib.compress(bytes(width + 1))) + chunk(b"IEND", b""))
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(tmp_path, capsys, fer_model):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_declaring(30000, 30000))
+    assert bomb.stat().st_size < 200_000
+    with pytest.raises(ValueError, match=r"30000×30000 = 900000000 pixels, more than "
+                                         r"fer.MAX_PIXELS = 50000000"):
+        fer.read_image(str(bomb))
+    code, err = run(capsys, "fer", "--model", fer_model, "--image", str(bomb))
+    assert code == 1 and "MAX_PIXELS" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("encode", [".png", ".jpg", ".bmp", ".webp", ".ppm", ".gif"])
+def test_image_size_reads_each_format_header(encode):
+    image = np.random.default_rng(0).integers(0, 255, (37, 91, 3), dtype=np.uint8)
+    ok, data = cv2.imencode(encode, image)
+    assert ok and fer.image_size(data.tobytes()) == (91, 37)
+
+
+def test_the_pixel_cap_is_the_boundary(tmp_path, monkeypatch):
+    path = str(tmp_path / "small.png")
+    cv2.imwrite(path, np.zeros((100, 100, 3), np.uint8))
+    monkeypatch.setattr(fer, "MAX_PIXELS", 10_000)
+    assert fer.read_image(path).shape == (100, 100, 3)
+    monkeypatch.setattr(fer, "MAX_PIXELS", 9_999)
+    with pytest.raises(ValueError, match="100×100 = 10000 pixels"):
+        fer.read_image(path)
+
+
+@pytest.mark.parametrize("shape", [(1, 1000, 3), (1000, 1, 3), (1, 1000), (2, 2000)])
+def test_a_one_pixel_thin_image_has_no_faces_and_no_traceback(shape):
+    image = np.full(shape, 90, np.uint8)
+    assert fer.detect_faces(image) == []
+    assert fer.classify_faces(nn.Sequential(nn.Linear(2304, 7)), image) == []
+
+
+def plant_links(folder, name, victim):
+    """Symlinks to `victim` at the temp names the old writer used (.STEM.PID.tmpEXT) and at the
+    first name the new one draws when secrets.choice is made predictable."""
+    stem, extension = os.path.splitext(name)
+    links = [folder / f".{stem}.{os.getpid()}.tmp{extension}",
+             folder / f".{name}.aaaaaaaa.tmp{extension}"]
+    for link in links:
+        link.symlink_to(victim)
+    return links
+
+
+def predictable_choice(monkeypatch):
+    """secrets.choice gives 'a' eight times, then 'b' forever: the first temp name is known."""
+    from tinygrad_mlp import _files
+    drawn = iter("a" * 8)
+    monkeypatch.setattr(_files.secrets, "choice", lambda alphabet: next(drawn, "b"))
+
+
+def test_write_image_never_writes_through_a_planted_temp_name(tmp_path, monkeypatch):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    links = plant_links(tmp_path, "out.png", victim)
+    predictable_choice(monkeypatch)
+    fer.write_image(str(tmp_path / "out.png"), np.zeros((8, 8, 3), np.uint8))
+    assert victim.read_text() == "precious"
+    assert cv2.imread(str(tmp_path / "out.png")).shape == (8, 8, 3)
+    assert all(link.is_symlink() for link in links)
+    os.umask(old := os.umask(0o022))
+    assert (tmp_path / "out.png").stat().st_mode & 0o777 == 0o666 & ~old
+
+
+def test_annotate_video_never_writes_through_a_planted_temp_name(astronaut_video, tmp_path,
+                                                                 monkeypatch):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    plant_links(tmp_path, "out.avi", victim)
+    predictable_choice(monkeypatch)
+    tm.manual_seed(0)
+    result = fer.annotate_video(nn.Sequential(nn.Linear(2304, 7)), astronaut_video[0],
+                                str(tmp_path / "out.avi"), progress=False, max_frames=3)
+    assert victim.read_text() == "precious" and result["frames"] == 3
+    assert int(cv2.VideoCapture(str(tmp_path / "out.avi")).get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+
+
+def test_out_equal_to_the_input_is_refused(fer_model, astronaut_video, tmp_path, capsys):
+    import shutil
+
+    image, video = tmp_path / "photo.jpg", tmp_path / "clip.avi"
+    shutil.copyfile(PHOTO, image)
+    shutil.copyfile(astronaut_video[0], video)
+    (tmp_path / "sub").mkdir()
+    for option, source in (("--image", image), ("--video", video)):
+        before = source.read_bytes()
+        for out in (str(source), str(tmp_path / "sub" / ".." / source.name)):
+            code, err = run(capsys, "fer", "--model", fer_model, option, str(source),
+                            "--out", out, "--quiet")
+            assert code == 2 and "is the input" in err and err.count("\n") == 1, err
+        assert source.read_bytes() == before
+    with pytest.raises(ValueError, match="is the input"):
+        fer.annotate_video(nn.Sequential(nn.Linear(2304, 7)), str(video), str(video))
+
+
+class ChangingSizeCapture:
+    """A stand-in for cv2.VideoCapture whose frames alternate between 640×480 and 320×200, as
+    a stream that changes resolution midway does."""
+
+    def __init__(self, source):
+        self.frames = [np.full((480, 640, 3) if i % 2 == 0 else (200, 320, 3), 40 + 10 * i,
+                               np.uint8) for i in range(10)]
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        return (True, self.frames.pop(0)) if self.frames else (False, None)
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FRAME_WIDTH: 640, cv2.CAP_PROP_FRAME_HEIGHT: 480,
+                cv2.CAP_PROP_FPS: 10.0, cv2.CAP_PROP_FRAME_COUNT: 10}.get(prop, 0)
+
+    def release(self):
+        pass
+
+
+def test_frames_that_change_size_are_all_written(astronaut_video, tmp_path, monkeypatch):
+    real_capture = cv2.VideoCapture
+    monkeypatch.setattr(cv2, "VideoCapture", ChangingSizeCapture)
+    out = str(tmp_path / "out.avi")
+    result = fer.annotate_video(nn.Sequential(nn.Linear(2304, 7)), astronaut_video[0], out,
+                                progress=False)
+    written = real_capture(out)
+    count = 0
+    while True:
+        ok, frame = written.read()
+        if not ok:
+            break
+        assert frame.shape == (480, 640, 3)
+        count += 1
+    assert result["frames"] == count == 10
+
+
+def test_a_model_that_outputs_nan_is_an_error_not_a_result(tmp_path, capsys):
+    model = nn.Sequential(nn.Linear(2304, 7))
+    model[0].weight.data[...] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        fer.classify_faces(model, cv2.imread(PHOTO))
+    path = str(tmp_path / "nan.npz")
+    tm.save_model(model, path)
+    code, err = run(capsys, "fer", "--model", path, "--image", PHOTO)
+    assert code == 1 and "NaN or inf" in err and "nan" not in capsys.readouterr().out
+
+
+def test_a_directory_given_as_a_file_is_called_a_directory(fer_model, tmp_path, capsys):
+    folder = str(tmp_path)
+    for argv in (["fer", "--model", fer_model, "--image", folder],
+                 ["fer", "--model", fer_model, "--video", folder],
+                 ["fer", "--model", folder, "--image", PHOTO],
+                 ["train", "--data", f"fer2013:{folder}", "--quiet"]):
+        code, err = run(capsys, *argv)
+        assert code == 1 and "is a directory, not a file" in err and "not found" not in err, err
+
+
+def test_the_crop_is_the_box_read_as_x_then_y():
+    """A box far from the diagonal (x = 150, y = 20 on a 200×300 image): the crop is the
+    reference crop gray[y:y + h, x:x + w], not its (y, x) twin."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    box = (150, 20, 60, 40)
+    x, y, w, h = box
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    reference = cv2.resize(gray[y:y + h, x:x + w], (48, 48), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(fer.face_pixels(image, box), reference / np.float32(255))

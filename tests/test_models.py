@@ -60,7 +60,21 @@ EXAMPLES = {
     "L1Loss": (lambda: nn.L1Loss(), None),
     "HuberLoss": (lambda: nn.HuberLoss(delta=0.5), None),
     "NLLLoss": (lambda: nn.NLLLoss(), None),
+    "Rescaling": (lambda: nn.Rescaling(0.5, offset=-1.0), (4, 3)),
+    "Add": (lambda: _merged(nn.Add()), (4, 3)),
+    "Multiply": (lambda: _merged(nn.Multiply()), (4, 3)),
+    "Concatenate": (lambda: _merged(nn.Concatenate(axis=-1)), (4, 3)),
+    "Model": (lambda: _merged(nn.Add(), shared=True), (4, 3)),
 }
+
+
+def _merged(merge, shared=False):
+    """An nn.Model joining a Linear branch and a shortcut with `merge` (the Linear used twice
+    when `shared`)."""
+    x = nn.Input((3,))
+    linear = nn.Linear(3, 3)
+    branch = linear(nn.Tanh()(linear(x)) if shared else x)
+    return nn.Model(x, merge([branch, x], name="merge"), name="merged")
 
 
 def builtin_layers():
@@ -309,7 +323,7 @@ def test_a_missing_or_an_extra_array_is_an_error_naming_the_module(tmp_path):
     (np.frombuffer(b"{not json", dtype=np.uint8), "is not valid JSON"),
     (np.frombuffer(b"[" * 100000, dtype=np.uint8), "is not valid JSON"),
     (np.ones(3, np.float32), "not JSON bytes"),
-    (np.frombuffer(b'{"format": 99}', dtype=np.uint8), "not model format 1"),
+    (np.frombuffer(b'{"format": 99}', dtype=np.uint8), "not model format 2 .*got format 99"),
     (np.frombuffer(json.dumps({"format": 1, "model": {"class": "os.system", "id": 0,
                                                       "path": "", "config": {}}}).encode(),
                    dtype=np.uint8), "the model is a 'os.system', a class that is neither"),

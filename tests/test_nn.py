@@ -199,16 +199,30 @@ def test_failed_load_names_every_problem_and_changes_nothing():
     state = model.state_dict()
     state["0.bias"] = np.full(3, 5.0, dtype=np.float32)          # valid, listed before the bad one
     state["2.weight"] = np.zeros((3, 5), dtype=np.float32)       # wrong shape
-    state["2.bias"] = np.zeros(2, dtype=np.float64)              # wrong dtype
+    state["2.bias"] = np.zeros(2, dtype=np.complex128)           # a dtype no cast fits
     del state["0.weight"]
     state["9.weight"] = np.zeros(1, dtype=np.float32)
     with pytest.raises(ValueError) as info:
         model.load_state_dict(state)
     message = str(info.value)
     for part in ("missing keys: ['0.weight']", "unexpected keys: ['9.weight']", "'2.weight'",
-                 "(3, 5)", "(3, 2)", "'2.bias'", "float64", "float32", "nothing was changed"):
+                 "(3, 5)", "(3, 2)", "'2.bias'", "complex128", "float32", "nothing was changed"):
         assert part in message
     assert_same_weights(model, before)
+
+
+def test_load_state_dict_casts_other_float_and_int_arrays_as_pytorch_does():
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    weight = np.random.default_rng(0).normal(size=(2, 3))              # float64
+    model.load_state_dict({**model.state_dict(), "0.weight": weight,
+                           "0.bias": np.array([1, 2, 3]), "1.num_batches_tracked": np.int32(7)})
+    assert model[0].weight.data.dtype == np.float32
+    np.testing.assert_array_equal(model[0].weight.data, weight.astype(np.float32))
+    np.testing.assert_array_equal(model[0].bias.data, [1, 2, 3])
+    assert model[1].num_batches_tracked.data == 7
+    with pytest.raises(ValueError, match=r"'1.num_batches_tracked': float64 in the state dict "
+                                         r"cannot become the model's int64"):
+        model.load_state_dict({**model.state_dict(), "1.num_batches_tracked": np.float64(1.5)})
 
 
 def test_strict_false_skips_missing_and_unexpected_keys_but_not_bad_shapes():

@@ -212,8 +212,8 @@ def test_render_without_graphviz_writes_dot_and_says_how(tmp_path, monkeypatch, 
 
 
 def test_render_calls_dot_when_installed(tmp_path, monkeypatch):
-    fake = tmp_path / "dot"      # a stand-in for Graphviz: records its format, copies its input
-    fake.write_text('#!/bin/sh\nfmt="$1"; out="$3"\n{ echo "$fmt"; cat; } > "$out"\n')
+    fake = tmp_path / "dot"      # a stand-in for Graphviz: prints its format, then its input
+    fake.write_text('#!/bin/sh\necho "$1"; cat\n')
     fake.chmod(0o755)
     monkeypatch.setattr(viz.dot.shutil, "which", lambda name: str(fake))
     J = (tm.Tensor([1.0], requires_grad=True) * 2.0).sum()
@@ -575,3 +575,79 @@ def test_dot_edges_point_from_each_input_to_the_op_that_uses_it():
     drawn = {(first[a], first[b]) for a, b in edges}
     assert drawn == {("X (input)", "Z1 = MatMul"), ("W", "Z1 = MatMul"),
                      ("Z1 = MatMul", "a1 = Sigmoid"), ("a1 = Sigmoid", "J = Sum")}
+
+
+# --- hostile names and paths (issue 19, items 12 and 15) ------------------------------------------
+
+HOSTILE_NAMES = {"bell\x07and\x01": "bell\\x07and\\x01", "nul\x00byte": "nul\\x00byte",
+                 "&lt;b&gt;": "&lt;b&gt;", "long" * 5000: ("long" * 5000)[:79] + "…"}
+
+
+def hostile_graph():
+    """A graph whose parameters carry control characters, a NUL, an HTML entity and a
+    20,000-character name."""
+    params = {name: tm.Tensor(np.ones(2), requires_grad=True) for name in HOSTILE_NAMES}
+    J = sum((p * float(i + 2)).sum() for i, p in enumerate(params.values()))
+    return J, params
+
+
+def svg_texts(svg):
+    import xml.etree.ElementTree as ElementTree
+    root = ElementTree.fromstring(svg)              # well-formed XML, or this raises
+    return [text.text for text in root.iter("{http://www.w3.org/2000/svg}text")]
+
+
+@pytest.mark.parametrize("engine", ["dot", "layered"])
+def test_hostile_names_give_valid_svg_that_shows_them_literally(engine):
+    if engine == "dot" and viz.svg.shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed")
+    J, params = hostile_graph()
+    texts = svg_texts(viz.graph_svg(J, params, engine=engine))
+    for shown in HOSTILE_NAMES.values():
+        assert shown in texts, (shown, texts)
+
+
+def test_to_dot_refuses_attributes_it_would_paste_into_the_file():
+    J = (tm.Tensor([1.0], requires_grad=True) * 2.0).sum()
+    with pytest.raises(ValueError, match="rankdir"):
+        viz.to_dot(J, rankdir='LR; node [URL="http://x"]')
+    with pytest.raises(ValueError, match="fontsize"):
+        viz.to_dot(J, fontsize="10, color=red")
+    with pytest.raises(ValueError, match="fontsize"):
+        viz.to_dot(J, fontsize=float("nan"))
+    assert "rankdir=TB;" in viz.to_dot(J, rankdir="TB")
+
+
+def test_render_refuses_a_format_that_contradicts_the_extension(tmp_path, capsys):
+    J = (tm.Tensor([1.0], requires_grad=True) * 2.0).sum()
+    with pytest.raises(ValueError, match=r"ends in \.svg but the format asked is png"):
+        viz.render(J, tmp_path / "g.svg", format="png")
+    from tinygrad_mlp.cli import main
+    assert main(["graph", "--out", str(tmp_path / "g.svg"), "--format", "png"]) == 2
+    assert "ends in .svg" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_keeps_the_old_file_and_a_fifo_is_refused(tmp_path):
+    import os
+    J = (tm.Tensor([1.0, 2.0], requires_grad=True, name="x") * 2.0).sum()
+    old = tmp_path / "walk.html"
+    old.write_text("the old page")
+    with pytest.raises(UnicodeEncodeError):
+        viz.explain_html(J, old, title="bad \udcff title")           # fails while writing
+    assert old.read_text() == "the old page" and os.listdir(tmp_path) == ["walk.html"]
+    fifo = tmp_path / "fifo.html"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)     # so an old open() would not block
+    try:
+        with pytest.raises(ValueError, match="is a FIFO, not a regular file"):
+            viz.explain_html(J, fifo)
+        with pytest.raises(ValueError, match="is a FIFO, not a regular file"):
+            viz.render(J, tmp_path / "fifo.html", format="dot")
+    finally:
+        os.close(reader)
+    dot_file = tmp_path / "g.dot"
+    dot_file.write_text("old graph")
+    dot_file.chmod(0o640)
+    viz.render(J, dot_file)
+    assert dot_file.read_text().startswith("digraph") and dot_file.stat().st_mode & 0o777 == 0o640

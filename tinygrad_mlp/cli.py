@@ -24,6 +24,7 @@ import numpy as np
 
 import tinygrad_mlp as tm
 from tinygrad_mlp._checks import finite_real, non_negative_int, positive_int
+from tinygrad_mlp._files import existing_file
 
 PROG = "tinygrad-mlp"
 
@@ -274,8 +275,7 @@ def _load_data(kind: str, path: str | None, seed: int, progress: bool = True
         return (X, X_test, labels.astype(np.int64), test_labels.astype(np.int64),
                 f"MNIST {path} (train / t10k files)")
     # FER2013: its Usage column splits Training from the test rows, when it is there.
-    if not os.path.isfile(path):
-        raise CliError(f"FER2013 CSV not found: {path!r}")
+    existing_file(path, "FER2013 CSV")
     X, y, usage = datasets.load_fer2013(path, return_usage=True)     # one pass over the file
     if usage is not None:
         train = usage == "Training"
@@ -463,6 +463,10 @@ def _graph(args: argparse.Namespace) -> int:
         raise UsageError(f"--format {fmt} needs --out FILE (only DOT text goes to stdout)")
     if args.out is not None:
         _check_writable(args.out, "--out")
+        try:
+            viz.output_format(args.out, fmt)
+        except ValueError as error:
+            raise UsageError(f"--out/--format: {error}") from None
     _check_batch(args.batch)
     J, _ = blog.blog_network(*blog.blog_example(args.batch, args.hidden, args.loss, args.seed),
                              loss=args.loss)
@@ -552,13 +556,11 @@ def _fer(args: argparse.Namespace) -> int:
     if args.out is not None:
         kinds = (".png", ".jpg", ".jpeg", ".bmp") if args.image else tuple(fer.CODECS)
         try:
-            fer.check_output_path(args.out, kinds)
+            fer.check_output_path(args.out, kinds, args.image or args.video)
         except (OSError, ValueError) as error:
             raise UsageError(f"--out: {error}") from None
     fer.opencv()                                      # the hint first, before reading files
-    if not os.path.isfile(args.model):
-        raise CliError(f"--model {args.model!r} not found")
-    model = load_model(args.model)
+    model = load_model(existing_file(args.model, "--model"))
     shape = fer.input_shape(model)
     if args.image is not None:
         image = fer.read_image(args.image)

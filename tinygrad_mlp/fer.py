@@ -15,12 +15,15 @@ OpenCV's: uint8 (H, W, 3) in BGR order, or (H, W) grayscale. Needs the `video` e
 
 from __future__ import annotations
 
+import contextlib
 import os
+import struct
 import time
 from typing import Any
 
 import numpy as np
 
+from tinygrad_mlp._files import existing_file, replacing, write_atomically
 from tinygrad_mlp.datasets import EMOTIONS
 from tinygrad_mlp.tensor import Tensor, no_grad
 
@@ -29,6 +32,10 @@ __all__ = ["EMOTIONS", "FACE_SIZE", "detect_faces", "classify_faces", "annotate_
 
 FACE_SIZE = 48                        # FER2013's faces are 48×48 grayscale
 CODECS = {".avi": "MJPG", ".mp4": "mp4v"}   # what this OpenCV writes and reads back everywhere
+# The largest image or video frame decoded: 50 megapixels (a 48 MP phone photo fits; decoded it
+# takes 150 MB). A file's header is checked against it before any decoding, so a small file
+# declaring a huge picture (a decompression bomb) is refused instead of filling memory.
+MAX_PIXELS = 50_000_000
 _cascade: list[Any] = []              # the loaded classifier (loading takes ~50 ms: once)
 
 
@@ -72,7 +79,7 @@ def detect_faces(image: Any, scale_factor: float = 1.2, min_neighbors: int = 5,
     scale = 1.0
     if detect_width is not None and gray.shape[1] > detect_width:
         scale = detect_width / gray.shape[1]
-        gray = cv2.resize(gray, (detect_width, round(gray.shape[0] * scale)),
+        gray = cv2.resize(gray, (detect_width, max(1, round(gray.shape[0] * scale))),
                           interpolation=cv2.INTER_AREA)
     if not _cascade:
         path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
@@ -160,6 +167,10 @@ def classify_faces(model: Any, image: Any, faces: list[tuple[int, ...]] | None =
     with no_grad():
         out = model(Tensor(batch.astype(_dtype(model))))
     scores = np.asarray(out.data if isinstance(out, Tensor) else out, dtype=np.float64)
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"fer: the model's output for {len(faces)} face(s) holds NaN or inf, so "
+                         f"no emotion can be read from it (were its weights saved after "
+                         f"training diverged?)")
     if not (np.all(scores >= 0) and np.allclose(scores.sum(axis=1), 1, atol=1e-3)):
         scores = np.exp(scores - scores.max(axis=1, keepdims=True))
         scores /= scores.sum(axis=1, keepdims=True)
@@ -179,8 +190,9 @@ def draw(image: np.ndarray, results: list[tuple[tuple[int, ...], np.ndarray]]) -
     return image
 
 
-def check_output_path(path: str, kinds: tuple[str, ...]) -> None:
-    """Before any work: `path`'s folder exists and its extension is one OpenCV writes here."""
+def check_output_path(path: str, kinds: tuple[str, ...], source: str | None = None) -> None:
+    """Before any work: `path`'s folder exists, its extension is one OpenCV writes here, and it
+    is not the input file `source` (which writing would replace)."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"output folder {folder!r} does not exist (for {path!r})")
@@ -189,37 +201,114 @@ def check_output_path(path: str, kinds: tuple[str, ...]) -> None:
     extension = os.path.splitext(path)[1].lower()
     if extension not in kinds:
         raise ValueError(f"output {path!r}: use one of {', '.join(kinds)}")
+    if isinstance(source, (str, os.PathLike)) and os.path.exists(path) and \
+            os.path.exists(source) and os.path.samefile(path, source):
+        raise ValueError(f"output {path!r} is the input {source!r}: writing it would replace "
+                         f"the input; give another file name")
 
 
 def read_image(path: str) -> np.ndarray:
-    """The image at `path` as OpenCV reads it (BGR uint8), or an OSError naming the file."""
+    """The image at `path` as OpenCV reads it (BGR uint8), or an error naming the file.
+
+    Reads PNG, JPEG, BMP, GIF, WebP and PNM (PPM/PGM/PBM) files; the width and height in the
+    file's header are checked against MAX_PIXELS before anything is decoded."""
     cv2 = opencv()
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"image {path!r} not found")
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    existing_file(path, "image")
+    with open(path, "rb") as file:
+        data = file.read(4 * MAX_PIXELS + 2**20)    # more than any image under the cap needs
+        if file.read(1):
+            raise ValueError(f"image {path!r} is larger than the {4 * MAX_PIXELS + 2**20} bytes "
+                             f"an image of at most {MAX_PIXELS} pixels (MAX_PIXELS) needs")
+    size = image_size(data)
+    if size is None:
+        raise ValueError(f"cannot read image {path!r}: not a PNG, JPEG, BMP, GIF, WebP or PNM "
+                         f"file (the formats whose size fer checks before decoding)")
+    _check_pixels(size, f"image {path!r}")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise OSError(f"cannot read image {path!r} (not an image OpenCV can decode)")
     return image
 
 
-def write_image(path: str, image: np.ndarray) -> None:
-    """Write `image` to `path` atomically (beside it first, then renamed)."""
-    cv2 = opencv()
-    temporary = _temporary(path)
+def _check_pixels(size: tuple[int, int], what: str) -> None:
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"{what} is {width}×{height} = {width * height} pixels, more than "
+                         f"fer.MAX_PIXELS = {MAX_PIXELS}; refused before decoding")
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) read from the header of a PNG, JPEG, BMP, GIF, WebP or PNM file's bytes;
+    None when the bytes are none of these (or too short to say)."""
     try:
-        if not cv2.imwrite(temporary, image):
-            raise OSError(f"OpenCV cannot write {path!r}")
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+            return struct.unpack(">II", data[16:24])
+        if data[:6] in (b"GIF87a", b"GIF89a"):
+            return struct.unpack("<HH", data[6:10])
+        if data[:2] == b"BM":
+            if struct.unpack("<I", data[14:18])[0] == 12:               # OS/2 header
+                return struct.unpack("<HH", data[18:22])
+            width, height = struct.unpack("<ii", data[18:26])
+            return abs(width), abs(height)                              # height < 0: top-down
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return _webp_size(data)
+        if data[:2] == b"\xff\xd8":
+            return _jpeg_size(data)
+        if data[:1] == b"P" and data[1:2] in b"123456":
+            lines = data[2:1024].splitlines()                        # comments: # to line end
+            width, height = b" ".join(line.split(b"#")[0] for line in lines).split()[:2]
+            return int(width), int(height)
+    except (struct.error, ValueError, IndexError):
+        return None
+    return None
 
 
-def _temporary(path: str) -> str:
-    """A name beside `path` with its extension (OpenCV picks the format from it)."""
-    folder, name = os.path.split(os.path.abspath(path))
-    stem, extension = os.path.splitext(name)
-    return os.path.join(folder, f".{stem}.{os.getpid()}.tmp{extension}")
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8 ":                       # lossy: 14-bit sizes after the frame tag
+        width, height = struct.unpack("<HH", data[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L":                       # lossless: 14 bits each, minus one
+        bits = struct.unpack("<I", data[21:25])[0]
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X":                       # extended: 24-bit canvas sizes, minus one
+        return (int.from_bytes(data[24:27], "little") + 1,
+                int.from_bytes(data[27:30], "little") + 1)
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """The size in the first start-of-frame marker, walking the segments before it."""
+    i = 2
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:                     # fill byte
+            i += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            return width, height
+        if marker in (0x01, *range(0xD0, 0xD9)):   # markers without a length
+            i += 2
+            continue
+        i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+    return None
+
+
+def write_image(path: str, image: np.ndarray) -> None:
+    """Write `image` to `path` (its extension picks the format) atomically, as `tm.save` does:
+    a new temp file beside it, created exclusively, then renamed over `path`."""
+    cv2 = opencv()
+    extension = os.path.splitext(path)[1]
+    try:
+        ok, encoded = cv2.imencode(extension, image)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise OSError(f"OpenCV cannot write {path!r}")
+    write_atomically(path, lambda file: file.write(encoded.tobytes()), "write_image")
 
 
 def annotate_video(model: Any, source: int | str, out_path: str | None,
@@ -230,19 +319,22 @@ def annotate_video(model: Any, source: int | str, out_path: str | None,
 
     Returns dict(frames=frames read, faces=faces found in all, fps=frames processed per second
     (detection, classification, drawing and writing), frames_with_faces=…, boxes=[the boxes
-    of each frame]). The file appears only when the run ends (written beside it, then renamed),
-    so a failure leaves nothing half-written; a camera runs until `max_frames`, `q` in the
-    window (`show=True`) or Ctrl-C. A tqdm bar counts a file's frames when `progress`.
+    of each frame]). The file appears only when the run ends (written to a new temp file beside
+    it, then renamed, as `tm.save` does), so a failure leaves nothing half-written; a frame
+    whose size differs from the first's is resized to it (every frame counted is written);
+    `out_path` may not be the input file; a video whose frames exceed MAX_PIXELS is refused
+    before decoding. A camera runs until `max_frames`, `q` in the window (`show=True`) or
+    Ctrl-C. A tqdm bar counts a file's frames when `progress`.
     """
     from tqdm import tqdm
 
     cv2 = opencv()
-    if out_path is not None:
-        check_output_path(out_path, tuple(CODECS))
-    shape = input_shape(model)
     camera = isinstance(source, (int, np.integer)) and not isinstance(source, bool)
-    if not camera and not os.path.isfile(source):
-        raise FileNotFoundError(f"video {source!r} not found")
+    if not camera:
+        existing_file(source, "video")
+    if out_path is not None:
+        check_output_path(out_path, tuple(CODECS), None if camera else source)
+    shape = input_shape(model)
     logging = cv2.utils.logging           # OpenCV's own warnings would repeat our one line
     level = logging.getLogLevel()
     logging.setLogLevel(logging.LOG_LEVEL_SILENT)
@@ -250,61 +342,81 @@ def annotate_video(model: Any, source: int | str, out_path: str | None,
         capture = cv2.VideoCapture(int(source) if camera else source)
     finally:
         logging.setLogLevel(level)
-    temporary = None if out_path is None else _temporary(out_path)
-    writer, window = None, False
+    what = f"camera {source}" if camera else f"video {source!r}"
+    window = False
     try:
+        if capture.isOpened():            # the container's frame size, before decoding one
+            _check_pixels((int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                           int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))), what)
         ok, frame = capture.read() if capture.isOpened() else (False, None)
         if not ok:
             raise OSError(f"cannot open camera {source}" if camera else
                           f"cannot read video {source!r} (not a video OpenCV can decode)")
+        _check_pixels((frame.shape[1], frame.shape[0]), what)
         if show:
             _open_window(cv2)
             window = True
         fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-        if temporary is not None:
-            fourcc = cv2.VideoWriter_fourcc(*CODECS[os.path.splitext(out_path)[1].lower()])
-            writer = cv2.VideoWriter(temporary, fourcc, fps, (frame.shape[1], frame.shape[0]))
-            if not writer.isOpened():
-                raise OSError(f"OpenCV cannot write {out_path!r}")
-        total = None if camera else int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        bar = tqdm(total=total, unit="frame", desc="fer", disable=not progress or camera)
-        boxes: list[list[tuple[int, ...]]] = []
-        started = time.perf_counter()
-        try:
-            while ok:
-                results = classify_faces(model, frame, shape=shape)
-                boxes.append([box for box, _ in results])
-                draw(frame, results)
-                if writer is not None:
-                    writer.write(frame)
-                bar.update(1)
-                if show:
-                    cv2.imshow("tinygrad-mlp fer", frame)
-                    if cv2.waitKey(1) & 0xFF == ord("q"):
-                        break
-                if max_frames is not None and len(boxes) >= max_frames:
-                    break
-                ok, frame = capture.read()
-        except KeyboardInterrupt:
-            if not camera:
-                raise
-        seconds = time.perf_counter() - started
-        bar.close()
-        if writer is not None:
-            writer.release()
+        with contextlib.ExitStack() as output:
             writer = None
-            os.replace(temporary, out_path)
+            if out_path is not None:
+                extension = os.path.splitext(out_path)[1].lower()
+                temporary, _ = output.enter_context(replacing(out_path, "annotate_video",
+                                                              extension))
+                writer = cv2.VideoWriter(temporary, cv2.VideoWriter_fourcc(*CODECS[extension]),
+                                         fps, (frame.shape[1], frame.shape[0]))
+                output.callback(writer.release)   # before the file is renamed into place
+                if not writer.isOpened():
+                    raise OSError(f"OpenCV cannot write {out_path!r}")
+            boxes, seconds = _annotate_frames(cv2, capture, frame, model, shape, writer, show,
+                                              camera, max_frames,
+                                              tqdm(total=None if camera else int(capture.get(
+                                                  cv2.CAP_PROP_FRAME_COUNT)) or None,
+                                                   unit="frame", desc="fer",
+                                                   disable=not progress or camera))
     finally:
         capture.release()
-        if writer is not None:
-            writer.release()
-        if temporary is not None and os.path.exists(temporary):
-            os.remove(temporary)
         if window:
             cv2.destroyAllWindows()
     return dict(frames=len(boxes), faces=sum(map(len, boxes)),
                 frames_with_faces=sum(1 for b in boxes if b),
                 fps=len(boxes) / seconds if seconds > 0 else float("inf"), boxes=boxes)
+
+
+def _annotate_frames(cv2: Any, capture: Any, frame: np.ndarray, model: Any,
+                     shape: tuple[int, ...], writer: Any, show: bool, camera: bool,
+                     max_frames: int | None, bar: Any
+                     ) -> tuple[list[list[tuple[int, ...]]], float]:
+    """annotate_video's loop: the boxes of each frame read and the seconds it took. A frame of
+    another size than the first is resized to the writer's size (OpenCV's writer would drop
+    it silently), so every frame counted is a frame written."""
+    size = frame.shape[1], frame.shape[0]
+    boxes: list[list[tuple[int, ...]]] = []
+    started = time.perf_counter()
+    ok = True
+    try:
+        while ok:
+            results = classify_faces(model, frame, shape=shape)
+            boxes.append([box for box, _ in results])
+            draw(frame, results)
+            if writer is not None:
+                if (frame.shape[1], frame.shape[0]) != size:
+                    frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+                writer.write(frame)
+            bar.update(1)
+            if show:
+                cv2.imshow("tinygrad-mlp fer", frame)
+                if cv2.waitKey(1) & 0xFF == ord("q"):
+                    break
+            if max_frames is not None and len(boxes) >= max_frames:
+                break
+            ok, frame = capture.read()
+    except KeyboardInterrupt:
+        if not camera:
+            raise
+    finally:
+        bar.close()
+    return boxes, time.perf_counter() - started
 
 
 def _open_window(cv2: Any) -> None:

@@ -42,6 +42,9 @@ class Config(threading.local):
     tape          the list `record_tape` appends each Function call to, or None
     dtype         the dtype ints, lists and scalars become
 
+    thread_dtype  this thread's dtype in place of `dtype` while not None (how `tm.load_model`
+                  builds each layer in its saved dtype without changing any other thread's)
+
     Each thread has its own grad mode and tape (as PyTorch's grad mode): a `no_grad` block or a
     recording in one thread never changes what another thread records; a new thread starts
     with grad enabled and no tape. The default dtype is one for all threads (as PyTorch's).
@@ -52,10 +55,11 @@ class Config(threading.local):
     def __init__(self) -> None:              # runs once in every thread that reads config
         self.grad_enabled = True
         self.tape: list[TapeEntry] | None = None
+        self.thread_dtype: np.dtype | None = None
 
     @property
     def dtype(self) -> np.dtype:
-        return Config._dtype
+        return Config._dtype if self.thread_dtype is None else self.thread_dtype
 
     @dtype.setter
     def dtype(self, value: np.dtype) -> None:

@@ -14,14 +14,13 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
-import secrets
 import stat
 import zipfile
-from typing import Any, BinaryIO, Callable, Iterator, Mapping
+from typing import Any, BinaryIO, Iterator, Mapping
 
 import numpy as np
 
+from tinygrad_mlp._files import file_kind, write_atomically
 from tinygrad_mlp.tensor import Tensor
 
 FORMAT_KEY = "__tinygrad_mlp_format__"
@@ -29,7 +28,6 @@ MODEL_KEY = "__tinygrad_mlp_model__"    # a model file's architecture (JSON byte
 FORMAT_VERSION = 1
 
 _SAVED_KINDS = "biuf"                   # bool, signed and unsigned ints, floats
-_TEMP_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789_"
 
 
 def save(state_dict: Mapping[str, Any], path: str | os.PathLike) -> None:
@@ -49,93 +47,6 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike) -> None:
         raise ValueError("save: the path is empty")
     arrays = _arrays_to_save(state_dict, path)
     write_atomically(path, lambda file: _write_npz(file, arrays), "save")
-
-
-def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None],
-                     caller: str = "save") -> None:
-    """Call `write(file)` on a temp file beside `path`, fsync it, then rename it over `path`.
-
-    The one way every file of the library is written (see `save` for the guarantees: mode,
-    special files refused, symlinks written through, stale temp files removed); `caller` names
-    the function in error messages.
-    """
-    path = os.fspath(path)
-    if not path:
-        raise ValueError(f"{caller}: the path is empty")
-    target = os.path.realpath(path)           # a symlink is written through to its target
-    mode = _mode_for(target, path, caller)
-    folder, name = os.path.split(target)
-    temp, fd = _create_temp(folder, name, path, caller)
-    try:
-        if mode is not None:
-            os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, target)
-    except BaseException as error:
-        try:
-            os.unlink(temp)
-        except FileNotFoundError:
-            pass
-        if isinstance(error, OSError):
-            raise OSError(error.errno, f"{caller}: could not write {path!r}: "
-                          f"{error.strerror or error}") from error
-        raise
-    _remove_stale_temps(folder, name)
-
-
-def _mode_for(target: str, path: str, caller: str) -> int | None:
-    """The replaced file's permission bits (None for a new file: the umask applies); anything at
-    `target` that is not a regular file is refused before it could be replaced."""
-    try:
-        info = os.stat(target)
-    except FileNotFoundError:
-        return None
-    if not stat.S_ISREG(info.st_mode):
-        kind = _file_kind(info.st_mode)
-        raise ValueError(f"{caller}: {path!r} is {kind}, not a regular file; refusing to "
-                         "replace it")
-    return stat.S_IMODE(info.st_mode)
-
-
-def _file_kind(mode: int) -> str:
-    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")]
-    return next((kind for test, kind in kinds if test(mode)), "a special file")
-
-
-def _create_temp(folder: str, name: str, path: str, caller: str) -> tuple[str, int]:
-    """A new `.NAME.XXXXXXXX.tmp` beside the target, created with mode 0666 so the kernel applies
-    the umask exactly as `open()` would (mkstemp would force 0600)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    while True:
-        suffix = "".join(secrets.choice(_TEMP_ALPHABET) for _ in range(8))
-        temp = os.path.join(folder, f".{name}.{suffix}.tmp")
-        try:
-            return temp, os.open(temp, flags, 0o666)
-        except FileExistsError:
-            continue
-        except OSError as error:
-            raise OSError(error.errno, f"{caller}: could not write {path!r}: "
-                          f"{error.strerror or error}") from error
-
-
-def _remove_stale_temps(folder: str, name: str) -> None:
-    stale = re.compile(rf"\.{re.escape(name)}\.[{_TEMP_ALPHABET}]{{8}}\.tmp")
-    try:
-        entries = os.listdir(folder)
-    except OSError:
-        return
-    for entry in entries:
-        if stale.fullmatch(entry):
-            candidate = os.path.join(folder, entry)
-            try:
-                if stat.S_ISREG(os.lstat(candidate).st_mode):
-                    os.unlink(candidate)
-            except OSError:
-                pass
 
 
 def _arrays_to_save(state_dict: Mapping[str, Any], path: str) -> dict[str, np.ndarray]:
@@ -208,7 +119,7 @@ def _read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     with os.fdopen(fd, "rb") as file:
         info = os.fstat(file.fileno())
         if not stat.S_ISREG(info.st_mode):
-            raise ValueError(f"load: {path!r} is {_file_kind(info.st_mode)}, not a regular file")
+            raise ValueError(f"load: {path!r} is {file_kind(info.st_mode)}, not a regular file")
         arrays = _read_npz(file, path, info.st_size)
     version = arrays.pop(FORMAT_KEY, None)
     if version is None:

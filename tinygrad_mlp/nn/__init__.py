@@ -1,5 +1,6 @@
 """Neural-network building blocks: Module, layers, activations, normalisation, containers,
-losses, initialisers, gradient clipping (nn.utils) and nn.summary.
+functional models (nn.Input, nn.Model, merge layers), losses, initialisers, gradient clipping
+(nn.utils) and nn.summary.
 
     from tinygrad_mlp import nn
     model = nn.Sequential(nn.Linear(64, 32), nn.Sigmoid(), nn.Linear(32, 10), nn.Softmax())
@@ -12,7 +13,9 @@ from tinygrad_mlp.nn.activations import (ELU, GELU, LeakyReLU, LogSoftmax, ReLU,
 from tinygrad_mlp.nn.conv import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, Conv2d,
                                   MaxPool2d, ZeroPad2d)
 from tinygrad_mlp.nn.containers import ModuleDict, ModuleList, Sequential
-from tinygrad_mlp.nn.layers import Dropout, Flatten, Identity, Linear
+from tinygrad_mlp.nn.layers import Dropout, Flatten, Identity, Linear, Rescaling
+from tinygrad_mlp.nn.merge import Add, Concatenate, Multiply
+from tinygrad_mlp.nn.model import Input, Model
 from tinygrad_mlp.nn.losses import (BCELoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss,
                                     NLLLoss)
 from tinygrad_mlp.nn.module import HookHandle, IncompatibleKeys, Module
@@ -26,4 +29,4 @@ __all__ = ["Module", "IncompatibleKeys", "HookHandle", "Linear", "Identity", "Fl
            "AdaptiveMaxPool2d", "ZeroPad2d", "BatchNorm1d", "BatchNorm2d",
            "LayerNorm", "Sequential", "ModuleList", "ModuleDict", "MSELoss", "BCELoss",
            "CrossEntropyLoss", "L1Loss", "HuberLoss", "NLLLoss", "init", "utils", "summary",
-           "register"]
+           "register", "Input", "Model", "Add", "Multiply", "Concatenate", "Rescaling"]

@@ -57,9 +57,8 @@ class Sequential(Module):
     def _check_chain(self, index: int, layer: Module) -> None:
         if not isinstance(layer, Linear):
             return
-        layers = list(self._modules.values())
-        for previous_index in range(index - 1, -1, -1):
-            previous = layers[previous_index]
+        for previous_index, previous in zip(range(index - 1, -1, -1),   # (no copy per append)
+                                            reversed(self._modules.values())):
             if isinstance(previous, Linear):
                 if previous.out_features != layer.in_features:
                     raise ValueError(

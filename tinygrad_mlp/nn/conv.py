@@ -83,6 +83,19 @@ class Conv2d(Module):
                             name="bias") if bias else None)
         self.reset_parameters()
 
+    @classmethod
+    def state_spec(cls, config: Any) -> dict[str, tuple[tuple[int, ...], Any]]:
+        """weight (out_channels, in_channels, kh, kw) and bias (out_channels,), in `dtype`."""
+        arguments = cls.config_arguments(config)
+        n_in = pair("Conv2d", "in_channels", arguments["in_channels"], 1)[0]
+        n_out = pair("Conv2d", "out_channels", arguments["out_channels"], 1)[0]
+        kernel = pair("Conv2d", "kernel_size", arguments["kernel_size"], 1)
+        dtype = arguments["dtype"]
+        spec = {"weight": ((n_out, n_in, *kernel), dtype)}
+        if arguments["bias"]:
+            spec["bias"] = ((n_out,), dtype)
+        return spec
+
     def reset_parameters(self) -> None:
         """PyTorch's init: weight and bias uniform in ±1/√(in_channels // groups · kh · kw)."""
         fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]

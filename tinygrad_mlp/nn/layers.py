@@ -1,4 +1,4 @@
-"""Layers: Linear (the blog's Z = X·W + b), Identity, Flatten and Dropout.
+"""Layers: Linear (the blog's Z = X·W + b), Identity, Flatten, Dropout and Rescaling.
 
 Activations are in nn/activations.py, normalisation in nn/normalization.py, containers
 (Sequential, ModuleList, ModuleDict) in nn/containers.py."""
@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_mlp import ops
-from tinygrad_mlp._checks import fail, integer, is_real, positive_int
+from tinygrad_mlp._checks import fail, finite_real, integer, is_real, positive_int
 from tinygrad_mlp.nn import init
 from tinygrad_mlp.nn.module import Module, cast_input
 from tinygrad_mlp.tensor import Tensor, get_default_dtype
@@ -38,6 +38,18 @@ class Linear(Module):
         self.bias = (Tensor(np.empty(self.out_features, dtype=dtype), requires_grad=True,
                             name="bias") if bias else None)
         self.reset_parameters()
+
+    @classmethod
+    def state_spec(cls, config: Any) -> dict[str, tuple[tuple[int, ...], Any]]:
+        """weight (in_features, out_features) and bias (out_features,), in `dtype`."""
+        arguments = cls.config_arguments(config)
+        n_in = positive_int("in_features", arguments["in_features"], owner="Linear")
+        n_out = positive_int("out_features", arguments["out_features"], owner="Linear")
+        dtype = arguments["dtype"]
+        spec = {"weight": ((n_in, n_out), dtype)}
+        if arguments["bias"]:
+            spec["bias"] = ((n_out,), dtype)
+        return spec
 
     def reset_parameters(self) -> None:
         """Glorot uniform weight, zero bias (drawn from the generator `tm.manual_seed` seeds)."""
@@ -113,3 +125,22 @@ class Dropout(Module):
     def extra_repr(self) -> str:
         return f"p={self.p}"
 
+
+class Rescaling(Module):
+    """X · scale + offset (Keras's Rescaling): `nn.Rescaling(1 / 255)` turns pixels into [0, 1],
+    `nn.Rescaling(1 / 127.5, offset=-1)` into [-1, 1]. Computes in the input's float dtype."""
+
+    replayable = preserves_shape = True
+
+    def __init__(self, scale: float, offset: float = 0.0) -> None:
+        super().__init__()
+        self.scale = finite_real("scale", scale, owner="Rescaling")
+        self.offset = finite_real("offset", offset, owner="Rescaling")
+
+    def forward(self, X: Any) -> Tensor:
+        X = X if isinstance(X, Tensor) else Tensor(X)
+        Z = X * self.scale
+        return Z + self.offset if self.offset else Z
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, offset={self.offset}"

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
+from tinygrad_mlp.nn.placeholder import is_symbolic
 from tinygrad_mlp.nn.registry import register_builtin
 from tinygrad_mlp.tensor import Tensor, as_array, increment_version
 
@@ -70,6 +71,11 @@ class Module:
     # Does the output have the input's shape (activations, dropout, normalisation)? Sequential
     # looks through such layers when it checks that consecutive Linear layers chain.
     preserves_shape: bool = False
+
+    # Is a module its config names several times one child (a graph's shared layer, nn.Model)?
+    # Otherwise each time is one more name (Sequential(shared, shared) has "0" and "1"), which
+    # is how `tm.load_model` counts the names a file expands to before it builds anything.
+    shares_config_modules: bool = False
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
@@ -232,18 +238,37 @@ class Module:
                 if buffer is not None and name not in module._non_persistent:
                     yield prefix + name, buffer
 
-    def state_dict(self) -> dict[str, np.ndarray]:
+    def state_dict(self, keep_vars: bool = False) -> dict[str, Any]:
         """{dotted name: a copy of the array}, e.g. {"0.weight": (D, M) array, …}: parameters
-        and buffers (BatchNorm's "1.running_mean", …), in PyTorch's order."""
+        and buffers (BatchNorm's "1.running_mean", …), in PyTorch's order; a shared module's
+        under each of its names. keep_vars=True gives the Tensors themselves (no copies)."""
+        if keep_vars:
+            return dict(self._named_state())
         return {name: tensor.data.copy() for name, tensor in self._named_state()}
+
+    def expanded_size(self) -> tuple[int, int]:
+        """(module names, state_dict keys) counted as `state_dict` walks them, a shared module
+        once per name it has, but computed visiting each module once (a file of modules that
+        share each other twice per level would otherwise take 2^depth steps to measure)."""
+        sizes: dict[int, tuple[int, int]] = {}
+        for module in reversed(list(self.modules())):     # children before their parents
+            paths = 1 + sum(sizes[id(child)][0] for child in module._modules.values())
+            keys = (len(module._parameters) + sum(
+                buffer is not None and name not in module._non_persistent
+                for name, buffer in module._buffers.items())
+                + sum(sizes[id(child)][1] for child in module._modules.values()))
+            sizes[id(module)] = (paths, keys)
+        return sizes[id(self)]
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True
                         ) -> IncompatibleKeys:
         """Copy arrays into the parameters and buffers, in place (optimizers keep their references).
 
-        Every key, shape and dtype is checked before anything is assigned, so a failed load
-        leaves the model exactly as it was. `strict=False` skips missing and unexpected keys
-        (returned) but never a shape or dtype mismatch.
+        An array of another dtype is cast to the parameter's, as PyTorch does (a float64 array
+        into a float32 layer), when numpy calls the cast "same_kind" (never a float into an
+        int buffer). Every key, shape and dtype is checked before anything is assigned, so a
+        failed load leaves the model exactly as it was. `strict=False` skips missing and
+        unexpected keys (returned) but never a shape or dtype mismatch.
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"load_state_dict expects a mapping of name -> array, got "
@@ -265,9 +290,11 @@ class Module:
             if array.shape != param.data.shape:
                 problems.append(f"shape mismatch for {key!r}: {array.shape} in the state dict "
                                 f"vs {param.data.shape} in the model")
-            elif array.dtype != param.data.dtype:
+            elif not np.can_cast(array.dtype, param.data.dtype, "same_kind"):
                 problems.append(f"dtype mismatch for {key!r}: {array.dtype} in the state dict "
-                                f"vs {param.data.dtype} in the model")
+                                f"cannot become the model's {param.data.dtype} (floats, ints "
+                                f"and bools are cast to a float parameter, as PyTorch does; "
+                                f"nothing is cast to a narrower kind)")
             else:
                 arrays[key] = array
         if problems:
@@ -298,11 +325,7 @@ class Module:
     def from_config(cls, config: Mapping[str, Any]) -> Module:
         """The module `get_config()` describes: each entry passed as the constructor argument
         of that name (a *args entry spread, a **kwargs entry merged)."""
-        parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
-        unknown = set(config) - {p.name for p in parameters}
-        if unknown:
-            raise TypeError(f"{cls.__name__}.from_config: {cls.__name__}() takes no argument "
-                            f"named {sorted(unknown)}")
+        parameters = _constructor_parameters(cls, config)
         spread = any(p.kind is p.VAR_POSITIONAL for p in parameters)
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
@@ -321,12 +344,38 @@ class Module:
                 kwargs[parameter.name] = value
         return cls(*args, **kwargs)
 
+    @classmethod
+    def config_arguments(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """`config` as the constructor would see it, {argument name: value}, its defaults
+        filled in (a TypeError for a name the constructor does not take)."""
+        arguments = {}
+        for parameter in _constructor_parameters(cls, config):
+            if parameter.name in config:
+                arguments[parameter.name] = config[parameter.name]
+            elif parameter.default is not parameter.empty:
+                arguments[parameter.name] = parameter.default
+            else:
+                raise TypeError(f"{cls.__name__}() is missing the argument {parameter.name!r}")
+        return arguments
+
+    @classmethod
+    def state_spec(cls, config: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], Any]]:
+        """The parameters and buffers the module `config` describes holds itself (not its
+        children's), {name: (shape, dtype)}, dtype None for "the float dtype it is built in":
+        what `tm.load_model` checks against a file before it builds anything. Layers with
+        state override it; this one says "none", which a user's class that does not override
+        it is not taken at its word for (its state is checked once it is built)."""
+        return {}
+
     # --- calling ----------------------------------------------------------------------------------
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if args and is_symbolic(args[0]):        # building an nn.Model: record, don't compute
+            from tinygrad_mlp.nn.model import call_on_placeholders
+            return call_on_placeholders(self, args, kwargs)
         output = self.forward(*args, **kwargs)
         hooks = self.__dict__.get("_forward_hooks")
         if hooks:
@@ -365,6 +414,16 @@ class HookHandle:
 
     def remove(self) -> None:
         self.hooks.pop(self.id, None)
+
+
+def _constructor_parameters(cls: type, config: Mapping[str, Any]) -> list[inspect.Parameter]:
+    """`cls.__init__`'s parameters after self, once `config` names none it lacks."""
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    unknown = set(config) - {p.name for p in parameters}
+    if unknown:
+        raise TypeError(f"{cls.__name__}.from_config: {cls.__name__}() takes no argument "
+                        f"named {sorted(unknown)}")
+    return parameters
 
 
 def _refuse_plain_containers(module: Module, name: str, value: Any) -> None:

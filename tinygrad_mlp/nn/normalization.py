@@ -55,6 +55,16 @@ class _BatchNorm(Module):
         self.register_buffer("running_var", np.ones(self.num_features, dtype=dtype))
         self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
 
+    @classmethod
+    def state_spec(cls, config: Any) -> dict[str, tuple[tuple[int, ...], Any]]:
+        """weight and bias (if affine), running_mean and running_var, all (num_features,) in
+        the dtype it is built in; num_batches_tracked, an int64 scalar."""
+        arguments = cls.config_arguments(config)
+        shape = (positive_int("num_features", arguments["num_features"], owner=cls.__name__),)
+        spec = {"weight": (shape, None), "bias": (shape, None)} if arguments["affine"] else {}
+        return {**spec, "running_mean": (shape, None), "running_var": (shape, None),
+                "num_batches_tracked": ((), np.dtype(np.int64))}
+
     def reset_running_stats(self) -> None:
         self.running_mean.data[...] = 0
         self.running_var.data[...] = 1
@@ -102,12 +112,7 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5,
                  elementwise_affine: bool = True) -> None:
         super().__init__()
-        shape = (normalized_shape,) if is_int(normalized_shape) else normalized_shape
-        if not isinstance(shape, (tuple, list)) or not shape:
-            raise ValueError(f"LayerNorm: normalized_shape must be a positive int or a non-empty "
-                             f"tuple of them, got {normalized_shape!r}")
-        self.normalized_shape = tuple(positive_int("normalized_shape", n, owner="LayerNorm")
-                                      for n in shape)
+        self.normalized_shape = _normalized_shape(normalized_shape)
         self.eps = finite_real("eps", eps, owner="LayerNorm", low=0.0, low_open=True)
         self.elementwise_affine = choice("elementwise_affine", elementwise_affine,
                                          (True, False), owner="LayerNorm")
@@ -115,6 +120,14 @@ class LayerNorm(Module):
             self.weight, self.bias = _affine(self.normalized_shape)
         else:
             self.weight = self.bias = None
+
+    @classmethod
+    def state_spec(cls, config: Any) -> dict[str, tuple[tuple[int, ...], Any]]:
+        """weight and bias of shape normalized_shape (if elementwise_affine)."""
+        arguments = cls.config_arguments(config)
+        shape = _normalized_shape(arguments["normalized_shape"])
+        return ({"weight": (shape, None), "bias": (shape, None)}
+                if arguments["elementwise_affine"] else {})
 
     def forward(self, X: Any) -> Tensor:
         if self.elementwise_affine:
@@ -132,3 +145,12 @@ class LayerNorm(Module):
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
                 f"elementwise_affine={self.elementwise_affine}")
+
+
+def _normalized_shape(normalized_shape: Any) -> tuple[int, ...]:
+    """LayerNorm's normalized_shape, an int or a non-empty sequence of them, as a tuple."""
+    shape = (normalized_shape,) if is_int(normalized_shape) else normalized_shape
+    if not isinstance(shape, (tuple, list)) or not shape:
+        raise ValueError(f"LayerNorm: normalized_shape must be a positive int or a non-empty "
+                         f"tuple of them, got {normalized_shape!r}")
+    return tuple(positive_int("normalized_shape", n, owner="LayerNorm") for n in shape)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, TypeVar
 
-__all__ = ["register", "lookup", "registered_name"]
+__all__ = ["register", "lookup", "registered_name", "is_builtin"]
 
 T = TypeVar("T", bound=type)
 
@@ -50,9 +50,13 @@ def register(cls: T | None = None, *, name: str | None = None) -> T | Callable[[
 
 def register_builtin(cls: type) -> None:
     """Called for each Module subclass defined in tinygrad_mlp (by Module.__init_subclass__)."""
-    if (cls.__module__.startswith("tinygrad_mlp.") and "<locals>" not in cls.__qualname__
-            and not cls.__name__.startswith("_")):      # a private base such as _BatchNorm
+    if is_builtin(cls) and not cls.__name__.startswith("_"):   # a private base: _BatchNorm
         _add(cls.__name__, cls)
+
+
+def is_builtin(cls: type) -> bool:
+    """Is `cls` one of tinygrad_mlp's own classes (not a user's, nor one defined in a function)?"""
+    return cls.__module__.startswith("tinygrad_mlp.") and "<locals>" not in cls.__qualname__
 
 
 def _add(key: str, cls: type) -> None:

@@ -19,7 +19,7 @@ viz draws and tells; it trains nothing and loads no data. The blog's network, it
 and the three ways to learn compared are in `tinygrad_mlp.blog`.
 """
 
-from tinygrad_mlp.viz.dot import render, to_dot
+from tinygrad_mlp.viz.dot import output_format, render, to_dot
 from tinygrad_mlp.viz.display import Drawing, draw
 from tinygrad_mlp.viz.explain import Step, backward_steps, explain
 from tinygrad_mlp.viz.graph import Graph, build_graph
@@ -27,6 +27,6 @@ from tinygrad_mlp.viz.html import Check, explain_html
 from tinygrad_mlp.viz.plots import plot_compare, plot_history, plot_weights
 from tinygrad_mlp.viz.svg import graph_svg
 
-__all__ = ["to_dot", "render", "draw", "Drawing", "explain", "backward_steps", "Step", "Graph",
+__all__ = ["to_dot", "render", "output_format", "draw", "Drawing", "explain", "backward_steps", "Step", "Graph",
            "build_graph", "explain_html", "Check", "graph_svg", "plot_history", "plot_weights",
            "plot_compare"]

@@ -14,12 +14,16 @@ from typing import Mapping
 
 import numpy as np
 
+from tinygrad_mlp._checks import choice, finite_real
+from tinygrad_mlp._files import write_atomically
 from tinygrad_mlp.tensor import Tensor
 from tinygrad_mlp.viz.explain import delta_name, node_gradients
 from tinygrad_mlp.viz.graph import Graph, build_graph, is_freed, is_parameter, node_kind, norm
 
-__all__ = ["to_dot", "render"]
+__all__ = ["to_dot", "render", "output_format"]
 
+RANKDIRS = ("LR", "RL", "TB", "BT")   # Graphviz's directions: left to right, …
+FORMATS = {"dot": "dot", "gv": "dot", "svg": "svg", "png": "png", "pdf": "pdf"}   # name -> kind
 _STYLE = {   # kind -> DOT attributes: ops are rounded boxes, parameters orange, data grey ellipses
     "op": 'shape=box, style="rounded,filled", fillcolor="#dae8fc"',
     "parameter": 'shape=box, style=filled, fillcolor="#ffd59b"',
@@ -30,7 +34,10 @@ _STYLE = {   # kind -> DOT attributes: ops are rounded boxes, parameters orange,
 
 
 def _dot_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    """Text inside a DOT "…" string: Graphviz reads backslash escapes and HTML entities in
+    labels (`&lt;` would show as <), so both are escaped."""
+    return (text.replace("&", "&amp;").replace("\\", "\\\\").replace('"', '\\"')
+            .replace("\n", "\\n"))
 
 
 def _node_label(node: Tensor, kind: str, graph: Graph, grad: np.ndarray | None = None,
@@ -79,6 +86,8 @@ def to_dot(tensor: Tensor, params: Mapping[str, Tensor] | None = None,
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"to_dot expects a Tensor, got {type(tensor).__name__}")
+    choice("rankdir", rankdir, RANKDIRS, "to_dot")
+    finite_real("fontsize", fontsize, "to_dot", low=1, high=1000)
     graph = build_graph(tensor, params)
     grads = node_gradients(tensor, params, graph) if gradients else {}
     ids = {id(node): f"n{i}" for i, node in enumerate(graph.nodes)}
@@ -124,37 +133,51 @@ def _caption(tensor: Tensor) -> str:
     return "computation graph (inputs → output); ‖g‖ = norm of the gradient"
 
 
+def output_format(path: str | os.PathLike, format: str | None = None) -> str:
+    """The format `render` writes `path` in: `format`, else the file's extension (none: dot).
+    A ValueError for an unknown format, or one that contradicts the extension (`g.svg` as png
+    would be PNG bytes under an SVG name)."""
+    path = os.fspath(path)
+    extension = os.path.splitext(path)[1].lstrip(".").lower()
+    fmt = (format or extension or "dot").lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"render: unknown format {fmt!r} for {path!r}; expected dot, svg, png "
+                         f"or pdf")
+    if extension in FORMATS and FORMATS[extension] != FORMATS[fmt]:
+        raise ValueError(f"render: {path!r} ends in .{extension} but the format asked is "
+                         f"{fmt}; give a .{fmt} file name, or leave the format to the extension")
+    return fmt
+
+
 def render(tensor: Tensor, path: str | os.PathLike, format: str | None = None,
            params: Mapping[str, Tensor] | None = None) -> str:
     """Write the graph of `tensor` to `path` and return the path written.
 
-    `format` (default: the file's extension) is `dot`, `svg`, `png` or `pdf`. SVG/PNG/PDF need
-    Graphviz's `dot` program; without it the DOT text is written next to `path` (extension
-    `.dot`), a note on stderr says how to get Graphviz, and that `.dot` path is returned.
+    `format` (default: the file's extension) is `dot`, `svg`, `png` or `pdf`; a `format` that
+    contradicts the extension (`g.svg` as png) is refused. SVG/PNG/PDF need Graphviz's `dot`
+    program; without it the DOT text is written next to `path` (extension `.dot`), a note on
+    stderr says how to get Graphviz, and that `.dot` path is returned. Files are written
+    atomically (as `tm.save`): a failure leaves any old file as it was.
     """
     path = os.fspath(path)
-    fmt = (format or os.path.splitext(path)[1].lstrip(".") or "dot").lower()
-    if fmt not in ("dot", "gv", "svg", "png", "pdf"):
-        raise ValueError(f"render: unknown format {fmt!r} for {path!r}; expected dot, svg, png "
-                         f"or pdf")
+    fmt = output_format(path, format)
     text = to_dot(tensor, params=params)
-    if fmt in ("dot", "gv"):
-        with open(path, "w", encoding="utf-8") as file:
-            file.write(text)
+    if FORMATS[fmt] == "dot":
+        write_atomically(path, lambda file: file.write(text.encode("utf-8")), "render")
         return path
     dot = shutil.which("dot")
     if dot is None:
         dot_path = os.path.splitext(path)[0] + ".dot"
-        with open(dot_path, "w", encoding="utf-8") as file:
-            file.write(text)
+        write_atomically(dot_path, lambda file: file.write(text.encode("utf-8")), "render")
         print(f"Graphviz's `dot` is not installed, so {path} was not drawn; wrote {dot_path}. "
               f"Install Graphviz (apt-get install graphviz, brew install graphviz, or "
               f"https://graphviz.org/download) and run: dot -T{fmt} {dot_path} -o {path}",
               file=sys.stderr)
         return dot_path
-    result = subprocess.run([dot, f"-T{fmt}", "-o", path], input=text.encode("utf-8"),
+    result = subprocess.run([dot, f"-T{fmt}"], input=text.encode("utf-8"),
                             capture_output=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"render: `dot -T{fmt}` failed on {path}: "
                            f"{result.stderr.decode(errors='replace').strip()}")
+    write_atomically(path, lambda file: file.write(result.stdout), "render")
     return path

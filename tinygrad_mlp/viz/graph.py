@@ -79,6 +79,17 @@ class Graph:
         return [self.describe(parent) for parent in inputs(node)]
 
 
+MAX_NAME = 80     # characters of a name shown in a drawing, a walk or a page
+
+
+def readable(name: str) -> str:
+    """`name` as viz shows it: characters that are not printable (NUL, ESC, a newline, a lone
+    surrogate: invalid in SVG/XML, or breaking Graphviz) written as Python escapes (`\\x00`),
+    and cut to MAX_NAME characters with "…" (Graphviz fails on a 20,000-character label)."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(name))
+    return shown if len(shown) <= MAX_NAME else shown[:MAX_NAME - 1] + "…"
+
+
 def build_graph(root: Tensor, params: Mapping[str, Tensor] | None = None) -> Graph:
     """The graph behind `root`; inputs that need no gradient (data, constants) are placed just
     before their first consumer. `params` (e.g. `dict(model.named_parameters())`) names leaves."""
@@ -99,14 +110,14 @@ def _names(nodes: list[Tensor], params: Mapping[str, Tensor] | None) -> dict[int
     """A readable name per tensor: the `params` mapping first, then `tensor.name`, then the blog's
     names found by structure: the k-th op that multiplies by a parameter (Linear, MatMul) is Zk,
     an activation applied to Zk is ak, and an unnamed scalar root is J. `nodes`: inputs first."""
-    names = {id(t): name for name, t in (params or {}).items()}
+    names = {id(t): readable(name) for name, t in (params or {}).items()}
     layer = 0
     z_of: dict[int, int] = {}
     for node in nodes:
         if id(node) in names:
             continue
         if node.name:
-            names[id(node)] = node.name
+            names[id(node)] = readable(node.name)
             continue
         op, parents = node.op, inputs(node)
         if op in LINEAR_OPS and any(is_parameter(p) for p in parents[1:]):

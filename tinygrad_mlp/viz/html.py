@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from tinygrad_mlp._files import write_atomically
 from tinygrad_mlp.tensor import Tensor
 from tinygrad_mlp.viz.explain import Step, delta_name, backward_steps
 from tinygrad_mlp.viz.graph import build_graph, inputs, node_kind, norm
@@ -73,8 +74,7 @@ def explain_html(tensor: Tensor, path: str | os.PathLike | None = None,
     heading = title or f"Backward walk of {steps[0].name}"
     page = _page(heading, svg, data, steps)
     if path is not None:
-        with open(os.fspath(path), "w", encoding="utf-8") as file:
-            file.write(page)
+        write_atomically(path, lambda file: file.write(page.encode("utf-8")), "explain_html")
     return page
 
 

@@ -1,0 +1,185 @@
+"""Keras's functional API: nn.Input, nn.Model, the merge layers and Rescaling."""
+
+import numpy as np
+import pytest
+
+import tinygrad_mlp as tm
+from tinygrad_mlp import nn, optim
+from tinygrad_mlp.tensor import Tensor
+
+
+def two_input_model():
+    """A residual block on images plus a second input's Linear, joined by Concatenate."""
+    image, extra = nn.Input((1, 6, 6)), nn.Input((3,), name="extra")
+    x = nn.Rescaling(1 / 16)(image)
+    x = nn.Conv2d(1, 4, 3, padding=1)(x)
+    x = nn.BatchNorm2d(4)(x)
+    y = nn.ReLU()(nn.Conv2d(4, 4, 3, padding=1)(x))
+    x = nn.Add()([x, y])
+    x = nn.Flatten()(nn.MaxPool2d(2)(x))
+    z = nn.ReLU()(nn.Linear(3, 5, dtype=np.float32)(extra))
+    x = nn.Concatenate(axis=1)([x, z])
+    out = nn.Softmax()(nn.Linear(4 * 3 * 3 + 5, 4)(x))
+    return nn.Model([image, extra], out, name="two_inputs")
+
+
+def test_model_computes_what_its_layers_compute():
+    tm.manual_seed(1)
+    x = nn.Input((5,))
+    first, second = nn.Linear(5, 4), nn.Linear(4, 3)
+    h = nn.Tanh()(first(x))
+    out = nn.Add()([second(h), nn.Linear(5, 3)(x)])
+    model = nn.Model(x, out)
+    X = np.random.default_rng(0).normal(size=(7, 5)).astype(np.float32)
+    skip = model.get_layer("linear_2")
+    expected = second(first(X).tanh()).data + skip(X).data
+    np.testing.assert_allclose(model(X).data, expected, rtol=1e-6)
+    assert model.input_shape == (5,) and model.output_shape == (3,)
+
+
+def test_several_inputs_and_outputs():
+    a, b = nn.Input((2,)), nn.Input((3,))
+    joined = nn.Concatenate()([a, b])
+    head1, head2 = nn.Linear(5, 1)(joined), nn.Linear(5, 2)(joined)
+    model = nn.Model([a, b], [head1, head2])
+    assert model.input_shape == [(2,), (3,)] and model.output_shape == [(1,), (2,)]
+    X1, X2 = np.ones((4, 2), np.float32), np.ones((4, 3), np.float32)
+    out = model(X1, X2)
+    assert isinstance(out, tuple) and [o.shape for o in out] == [(4, 1), (4, 2)]
+    again = model([X1, X2])                          # Keras's model([X1, X2])
+    np.testing.assert_array_equal(again[1].data, out[1].data)
+    with pytest.raises(TypeError, match="takes 2 input"):
+        model(X1)
+    with pytest.raises(ValueError, match=r"input 'input_1' expects a batch of shape \(N, 3\), "
+                                         r"got \(4, 2\)"):
+        model(X1, X1)
+
+
+def test_a_wrong_shape_fails_at_the_line_that_builds_naming_layer_and_shapes():
+    x = nn.Input((1, 8, 8))
+    h = nn.Flatten()(nn.Conv2d(1, 2, 3)(x))                      # (None, 72)
+    with pytest.raises(ValueError) as error:
+        nn.Linear(64, 10)(h)
+    message = str(error.value)
+    assert "Linear(in_features=64, out_features=10" in message
+    assert "(None, 72)" in message and "(..., 64)" in message
+    with pytest.raises(ValueError, match=r"Add.*\(None, 2, 6, 6\), \(None, 1, 8, 8\).*one shape"):
+        nn.Add()([nn.Conv2d(1, 2, 3)(x), x])
+
+
+def test_a_shared_layer_is_one_layer_and_names_are_keras_like():
+    x = nn.Input((4,), name="features")
+    shared = nn.Linear(4, 4)
+    out = shared(nn.ReLU()(shared(x)))
+    out = nn.Linear(4, 2)(out, name="head")
+    model = nn.Model(x, out)
+    assert list(model.state_dict()) == ["linear.weight", "linear.bias", "head.weight",
+                                        "head.bias"]
+    assert model.num_parameters() == 4 * 4 + 4 + 4 * 2 + 2
+    names = [(node["name"], node["inputs"]) for node in model.graph()]
+    assert names == [("linear", ["features"]), ("re_lu", ["linear"]),
+                     ("linear[1]", ["re_lu"]), ("head", ["linear[1]"])]
+    J = model(np.ones((3, 4), np.float32)).sum()
+    J.backward()
+    assert shared.weight.grad is not None          # both uses reach the one weight
+    conv = [nn.Conv2d(1, 1, 1) for _ in range(3)]
+    y = nn.Input((1, 2, 2))
+    model = nn.Model(y, conv[2](conv[1](conv[0](y))))
+    assert [name for name, _ in model.named_children()] == ["conv2d", "conv2d_1", "conv2d_2"]
+
+
+def test_names_are_checked():
+    x = nn.Input((2,))
+    with pytest.raises(ValueError, match="'dense' is given to two different"):
+        nn.Model(x, nn.Linear(2, 2)(nn.Linear(2, 2)(x, name="dense"), name="dense"))
+    with pytest.raises(ValueError, match="without '.'"):
+        nn.Linear(2, 2)(x, name="a.b")
+    with pytest.raises(ValueError, match="not among the model's inputs"):
+        other = nn.Input((2,))
+        nn.Model(x, nn.Add()([x, other]))
+
+
+def test_merge_layers_work_eagerly_and_check_their_inputs():
+    a, b = Tensor(np.full((2, 3), 2.0)), Tensor(np.full((2, 3), 5.0))
+    np.testing.assert_array_equal(nn.Add()([a, b]).data, np.full((2, 3), 7.0))
+    np.testing.assert_array_equal(nn.Multiply()([a, b, b]).data, np.full((2, 3), 50.0))
+    assert nn.Concatenate()([a, b, a]).shape == (2, 9)
+    assert nn.Concatenate(axis=0)([a, b]).shape == (4, 3)
+    with pytest.raises(ValueError, match="at least 2 inputs"):
+        nn.Add()([a])
+    with pytest.raises(ValueError, match="agree on every other axis"):
+        nn.Concatenate()([a, Tensor(np.ones((3, 3)))])
+    with pytest.raises(ValueError, match=r"one shape, got \(2, 3\), \(2, 1\)"):
+        nn.Multiply()([a, Tensor(np.ones((2, 1)))])
+
+
+def test_rescaling():
+    X = np.array([[0, 255]], dtype=np.float32)
+    np.testing.assert_allclose(nn.Rescaling(1 / 127.5, offset=-1)(X).data, [[-1.0, 1.0]])
+    assert nn.Rescaling(2.0)(X).dtype == np.float32
+    with pytest.raises(ValueError, match="scale must be a finite number"):
+        nn.Rescaling(float("nan"))
+
+
+def test_modes_parameters_and_building_leave_state_alone():
+    x = nn.Input((3,))
+    bn = nn.BatchNorm1d(3)
+    drop = nn.Dropout(0.5)
+    before = tm.get_generator().bit_generator.state
+    model = nn.Model(x, drop(bn(x)))
+    assert tm.get_generator().bit_generator.state == before      # building drew nothing
+    assert int(bn.num_batches_tracked.data) == 0 and bn.training and drop.training
+    model.eval()
+    assert not bn.training and not drop.training
+    bn.train()
+    model(np.ones((2, 3), np.float32))                # only the BatchNorm counts this batch
+    assert int(bn.num_batches_tracked.data) == 1
+    assert model.parameters() == [bn.weight, bn.bias]
+
+
+def test_a_model_is_a_layer_of_another_model():
+    x = nn.Input((4,))
+    inner = nn.Model(x, nn.ReLU()(nn.Linear(4, 4)(x)), name="block")
+    y = nn.Input((4,))
+    outer = nn.Model(y, nn.Linear(4, 1)(inner(inner(y))))
+    assert list(outer.state_dict()) == ["model.linear.weight", "model.linear.bias",
+                                        "linear.weight", "linear.bias"]
+    X = np.ones((2, 4), np.float32)
+    np.testing.assert_allclose(outer(X).data, outer.get_layer("linear")(inner(inner(X))).data)
+
+
+def test_the_two_input_model_round_trips_through_a_model_file(tmp_path):
+    model = two_input_model()
+    X1 = np.random.default_rng(0).uniform(0, 16, (5, 1, 6, 6)).astype(np.float32)
+    X2 = np.random.default_rng(1).normal(size=(5, 3)).astype(np.float32)
+    model.train()
+    model(X1, X2)                                      # move BatchNorm's running statistics
+    tm.save_model(model, tmp_path / "two.npz")
+    loaded = tm.load_model(tmp_path / "two.npz")
+    assert isinstance(loaded, nn.Model) and loaded.name == "two_inputs"
+    assert loaded.input_shape == [(1, 6, 6), (3,)] and list(loaded.state_dict()) == \
+        list(model.state_dict())
+    np.testing.assert_array_equal(loaded.eval()(X1, X2).data, model.eval()(X1, X2).data)
+
+
+def test_fit_replays_an_nn_model_exactly_as_the_eager_loop():
+    X, y = tm.datasets.load_digits()
+    X, y = X[:200] / 16, y[:200]
+
+    def history(replay):
+        tm.manual_seed(3)
+        x = nn.Input((64,))
+        h = nn.ReLU()(nn.BatchNorm1d(32)(nn.Linear(64, 32)(x)))
+        h = nn.Add()([h, nn.Linear(32, 32)(nn.Dropout(0.2)(h))])
+        model = nn.Model(x, nn.Softmax()(nn.Linear(32, 10)(h)))
+        calls = []
+        model.register_forward_hook(lambda *args: calls.append(1))
+        fitted = tm.fit(model, X, y, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), 0.3),
+                        epochs=2, batch_size=32, progress=False, replay=replay)
+        return fitted.history, model.state_dict(), len(calls)
+
+    (replayed, w1, replay_calls), (eager, w2, eager_calls) = history(None), history(False)
+    assert replay_calls < eager_calls - 8          # most steps replayed, not run eagerly
+    assert replayed == eager
+    for key in w1:
+        np.testing.assert_array_equal(w1[key], w2[key])
