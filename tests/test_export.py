@@ -488,3 +488,25 @@ def test_the_export_guide_prints_what_it_shows(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     exec(compile(code, str(guide), "exec"), {"__name__": "guide"})
     assert capsys.readouterr().out.splitlines() == shown
+
+
+def test_the_torch_module_pickles_whole_into_another_process(tmp_path):
+    """torch.save(twin) and torch.load in a fresh interpreter (as multiprocessing does)."""
+    torch = pytest.importorskip("torch")
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    tm.manual_seed(9)
+    model = Residual()
+    (X,) = trained(model, (6,))
+    torch.save(tm.export.to_torch(model).eval(), tmp_path / "twin.pt")
+    np.save(tmp_path / "X.npy", X)
+    code = ("import numpy as np, torch; twin = torch.load('twin.pt', weights_only=False); "
+            "np.save('out.npy', twin(torch.from_numpy(np.load('X.npy'))).detach().numpy())")
+    root = str(pathlib.Path(__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), tm.predict(model, X), rtol=0,
+                               atol=ATOL)

@@ -186,6 +186,15 @@ TRANSLATIONS: dict[type, Callable[..., Any]] = {
 }
 
 
+def __getattr__(name: str) -> type:
+    """`TracedPart` and `Traced`, made when first asked for (torch is optional), so that
+    pickle finds them here: torch.save of a whole module and multiprocessing work."""
+    if name in ("TracedPart", "Traced"):
+        import torch
+        return dict(zip(("TracedPart", "Traced"), _classes(torch)))[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @functools.lru_cache(maxsize=None)
 def _classes(torch: Any) -> tuple[type, type]:
     """The torch.nn.Module classes (made once, when torch is first needed)."""
@@ -207,7 +216,7 @@ def _classes(torch: Any) -> tuple[type, type]:
         def __init__(self, kind: str, trace: Trace) -> None:
             super().__init__(kind)
             self.input_names, self.output_names = list(trace.inputs), list(trace.outputs)
-            self.program: list[tuple[Callable[..., Any], Step, Any]] = []
+            self.program: list[tuple[Step, Any]] = []      # each op and the part that ran it
 
         def forward(self, *inputs: Any) -> Any:
             if len(inputs) != len(self.input_names):
@@ -215,11 +224,12 @@ def _classes(torch: Any) -> tuple[type, type]:
                                 f"{'s' if len(self.input_names) != 1 else ''}, got "
                                 f"{len(inputs)}")
             values = dict(zip(self.input_names, inputs))
-            for run, step, part in self.program:
+            for step, part in self.program:
                 options = {key: self.state(value.name) if isinstance(value, Buffer) else value
                            for key, value in step.options.items()}
                 xs = [values[name] if name in values else self.state(name)
                       for name in step.inputs]
+                run = TRANSLATIONS[step.function]
                 values[step.output] = run(torch, Op(step, options, part), *xs)
             outputs = [values[name] if name in values else self.state(name)
                        for name in self.output_names]
@@ -231,6 +241,8 @@ def _classes(torch: Any) -> tuple[type, type]:
             owner, _, leaf = name.rpartition(".")
             return getattr(self.get_submodule(owner) if owner else self, leaf)
 
+    for kind in (TracedPart, Traced):
+        kind.__module__, kind.__qualname__ = __name__, kind.__name__
     return TracedPart, Traced
 
 
@@ -255,8 +267,7 @@ def build(trace: Trace, name: str, torch: Any) -> Any:
         root.register_buffer(key, _tensor(torch, array), persistent=False)
     for path, module in trace.modules.items():
         parts[path].training = module.training
-    root.program = [(TRANSLATIONS[step.function], step, parts.get(step.module, root))
-                    for step in trace.steps]
+    root.program = [(step, parts.get(step.module, root)) for step in trace.steps]
     return root
 
 
