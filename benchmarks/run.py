@@ -85,6 +85,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="implementations, e.g. numpy,tinygrad,torch (default all; "
                              f"names: {', '.join(IMPLEMENTATIONS)}; tinygrad means both)")
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as markdown")
+    parser.add_argument("--json", metavar="FILE",
+                        help="also write the results (machine, command, tables, raw times) as "
+                             "JSON: the docs' benchmark page and the README's figure read it")
     parser.add_argument("--figure", metavar="PNG",
                         help="write the scaling study's log-log figure (needs matplotlib)")
     parser.add_argument("--no-memory", action="store_true",
@@ -449,6 +452,23 @@ def markdown_report(info: dict[str, str], command: str, wls: list[Workload], tab
     return "\n".join(parts) + "\n"
 
 
+def write_json(path: str, info: dict[str, str], command: str, clock: str, wls: list[Workload],
+               results: dict[str, Any], body: list[list[str]], memory: list[str],
+               scaling_text: str | None, notes: list[str]) -> None:
+    """The run as JSON: what ran where, the tables as printed (markdown) and every raw time, so
+    a report (docs/benchmarks.md, the README's headline) is generated from it, never pasted."""
+    report = {"machine": info, "command": command, "clock": clock,
+              "workloads": {wl.key: {"title": wl.title, "what": wl.describe(),
+                                     "rounds": results[wl.key]["rounds"],
+                                     "times": results[wl.key]["times"],
+                                     "status": results[wl.key]["status"]} for wl in wls},
+              "table": {"header": HEADER, "rows": body}, "memory": memory,
+              "scaling": scaling_text, "notes": notes}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+
+
 # --- main ----------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -533,6 +553,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{wl.key} once")
         mem_tables.append(markdown_table(header, memory_rows(mem)))
     mem_text = "\n\n".join(mem_tables) or None
+    if args.json:
+        write_json(args.json, info, command.strip(), args.clock, wls, results, body,
+                   mem_tables, scaling_text, notes)
+        print(f"results written to {args.json}")
     if args.markdown:
         report = markdown_report(info, command.strip(), wls, markdown_table(HEADER, body),
                                  mem_text, scaling_text, notes)

@@ -184,8 +184,8 @@ def test_check_takes_the_solution_itself_from_python():
     assert (feedback.received == N * feedback.expected).all()
 
 
-def test_the_readme_shows_what_check_prints(tmp_path, capsys):
-    readme = (SOLUTIONS.parents[1] / "README.md").read_text(encoding="utf-8")
+def test_the_teaching_guide_shows_what_check_prints(tmp_path, capsys):
+    readme = (SOLUTIONS.parents[1] / "docs" / "guides" / "teaching.md").read_text(encoding="utf-8")
     command = "$ tinygrad-mlp exercise check mse mse.py\n"
     shown = readme[readme.index(command) + len(command):]
     shown = shown[:shown.index("```")]

@@ -352,14 +352,14 @@ def test_a_custom_backward_returning_the_wrong_shape_is_named():
         Bad.apply(leaf([1.0, 2.0])).backward()
 
 
-def test_the_readme_engine_example_computes_the_chain_rule_by_hand():
-    """README "What is inside": J = ½ Σ σ(X·W1)², so dJ/dW1 = Xᵀ·(a·a(1 − a)) with a = σ(X·W1)."""
+def test_the_docs_engine_example_computes_the_chain_rule_by_hand():
+    """docs/index.md "The engine in ten lines": J = ½ Σ σ(X·W1)², so dJ/dW1 = Xᵀ·(a·a(1 − a)) with a = σ(X·W1)."""
     from pathlib import Path
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    code = readme.split("## What is inside", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    page = (Path(__file__).parent.parent / "docs" / "index.md").read_text(encoding="utf-8")
+    code = page.split("## The engine in ten lines", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     namespace: dict = {"print": lambda *args: None}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "docs/index.md", "exec"), namespace)
     X, W1 = namespace["X"], namespace["W1"]
     a = 1 / (1 + np.exp(-(X @ W1.data)))
     assert W1.grad.dtype == np.float32

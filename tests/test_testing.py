@@ -160,13 +160,6 @@ def test_assert_backward_invariants_catches_mutation_and_aliasing(fn, message):
         assert_backward_invariants(fn, np.arange(1.0, 4.0))
 
 
-def test_the_readme_example_runs():
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Testing your own ops", 1)[1]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    exec(compile(code, "<README.md: Testing your own ops>", "exec"), {})   # no file to re-read
-
-
 @given(data=st.data())
 def test_axes_draws_valid_distinct_axes_and_tied_arrays_draw_ties(data):
     x = data.draw(tied_arrays(shapes(min_dims=0, max_dims=3), values=(0.0, 1.0)))

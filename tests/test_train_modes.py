@@ -199,23 +199,3 @@ def test_a_validation_metric_without_validation_data_is_refused_before_training(
                callbacks=[callback])
     for key, value in before.items():
         np.testing.assert_array_equal(model.state_dict()[key], value)
-
-
-# --- the README's "Building your own network" prints what it shows ----------------------------
-
-def test_readme_building_your_own_network_prints_what_it_shows(tmp_path, monkeypatch, capsys):
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Building your own network"):]
-    section = section[:section.index("\n## ", 3)]
-    code, shown = re.search(r"```python\n(.*?)```\n\nOutput:\n\n```\n(.*?)```", section,
-                            re.S).groups()
-    monkeypatch.chdir(tmp_path)                            # it writes digits-model.npz
-    exec(compile(code, "<README: Building your own network>", "exec"), {"__name__": "readme"})
-    printed = capsys.readouterr().out
-    number = re.compile(r"-?\d[\d,]*\.?\d*")
-    assert number.sub("#", printed).split() == number.sub("#", shown).split()
-    for ours, theirs in zip(number.findall(printed), number.findall(shown)):
-        assert float(ours.replace(",", "")) == pytest.approx(float(theirs.replace(",", "")),
-                                                             abs=0.01)
-    assert printed.rstrip().endswith("True")               # load_model predicts identically
-    assert (tmp_path / "digits-model.npz").exists()

@@ -525,25 +525,22 @@ def test_cli_explain_prints_the_walk_with_the_blogs_deltas(loss, capsys):
     assert len(differences) == 4 and max(differences) < 1e-6     # float32 rounding only
 
 
-# --- the README's tutorial prints what it shows ----------------------------------------------------
+# --- the tutorial page prints what it shows ----------------------------------------------------
 
-README = __import__("pathlib").Path(__file__).resolve().parents[1] / "README.md"
+TUTORIAL = __import__("pathlib").Path(__file__).resolve().parents[1] / "docs" / "tutorial" / "blog.md"
 NUMBER = re.compile(r"-?\d+\.?\d*(?:e[-+]?\d+)?")
 
 
 @needs_matplotlib
-def test_readme_tutorial_snippets_print_the_output_shown(tmp_path, monkeypatch, capsys):
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("## Seeing autodiff work"):]
-    following = re.search(r"^## ", section[3:], re.M)
-    section = section[:following.start() + 3] if following else section
+def test_the_tutorial_snippets_print_the_output_shown(tmp_path, monkeypatch, capsys):
+    section = TUTORIAL.read_text(encoding="utf-8")
     pairs = re.findall(r"```python\n(.*?)```\n\nOutput:\n\n```\n(.*?)```", section, re.S)
     assert len(pairs) >= 6, "the tutorial's snippets (code, then its output) were not found"
     monkeypatch.chdir(tmp_path)
     (tmp_path / "docs").mkdir()                 # the snippets draw into docs/, here a copy
     namespace: dict = {}
     for code, shown in pairs:                   # one namespace: the snippets build on each other
-        exec(compile(code, str(README), "exec"), namespace)
+        exec(compile(code, str(TUTORIAL), "exec"), namespace)
         printed = capsys.readouterr().out
         # the same words and layout; numbers equal up to the last printed digits (BLAS rounding)
         assert NUMBER.sub("#", printed).split() == NUMBER.sub("#", shown).split(), code

@@ -6,9 +6,9 @@
     1     stochastic gradient descent: one sample per step, in a new random order every epoch
     k     mini-batch gradient descent: batches of k samples (the last one may be shorter)
 
->>> X = np.arange(10.0).reshape(5, 2)
->>> [X[b].shape[0] for b in batches(len(X), batch_size=2, shuffle=False)]
-[2, 2, 1]
+    >>> X = np.arange(10.0).reshape(5, 2)
+    >>> [X[b].shape[0] for b in batches(len(X), batch_size=2, shuffle=False)]
+    [2, 2, 1]
 
 Random draws (shuffling, unseeded splits) come from `tm.get_generator()`, read at call time,
 so `tm.manual_seed(s)` makes every epoch's order reproducible. numpy's global RNG is never used.
@@ -96,10 +96,10 @@ def one_hot(y: Any, k: int | None = None, dtype: Any = None) -> np.ndarray:
     `k` defaults to max(y) + 1. Every label must be an integer in [0, k); the error names the
     first bad value and its index.
 
-    >>> one_hot([0, 2, 1])
-    array([[1., 0., 0.],
-           [0., 0., 1.],
-           [0., 1., 0.]], dtype=float32)
+        >>> one_hot([0, 2, 1])
+        array([[1., 0., 0.],
+               [0., 0., 1.],
+               [0., 1., 0.]], dtype=float32)
     """
     labels = _as_int_labels(y)
     if k is None:

@@ -115,11 +115,11 @@ def gradients(X: np.ndarray, Y: np.ndarray, W1: np.ndarray, W2: np.ndarray, loss
     δ2 = a2 − Y, so ∂J/∂Z2 = (a2 − Y)/N. With gradient descent W ← W − α·∂J/∂W, the blog's
     version is the same update with a learning rate N times larger.
 
-    >>> X, Y = np.ones((4, 2)), np.zeros((4, 1))
-    >>> W1, W2 = np.zeros((2, 3)), np.zeros((3, 1))
-    >>> dJ_dW1, dJ_dW2 = gradients(X, Y, W1, W2, loss="mse")
-    >>> float(dJ_dW2[0, 0])     # a1 = a2 = 0.5: (0.5 · 0.5 · 0.25 · 4) / 4
-    0.0625
+        >>> X, Y = np.ones((4, 2)), np.zeros((4, 1))
+        >>> W1, W2 = np.zeros((2, 3)), np.zeros((3, 1))
+        >>> dJ_dW1, dJ_dW2 = gradients(X, Y, W1, W2, loss="mse")
+        >>> float(dJ_dW2[0, 0])     # a1 = a2 = 0.5: (0.5 · 0.5 · 0.25 · 4) / 4
+        0.0625
     """
     X, Y, W1, W2 = _check_inputs(X, Y, W1, W2, loss)
     _check_not_empty("gradients", X)
