@@ -85,13 +85,15 @@ class Conv2d(Module):
 
     @classmethod
     def state_spec(cls, config: Any) -> dict[str, tuple[tuple[int, ...], Any]]:
-        """weight (out_channels, in_channels, kh, kw) and bias (out_channels,), in `dtype`."""
+        """weight (out_channels, in_channels // groups, kh, kw) and bias (out_channels,), in
+        `dtype`."""
         arguments = cls.config_arguments(config)
         n_in = pair("Conv2d", "in_channels", arguments["in_channels"], 1)[0]
         n_out = pair("Conv2d", "out_channels", arguments["out_channels"], 1)[0]
         kernel = pair("Conv2d", "kernel_size", arguments["kernel_size"], 1)
+        groups = pair("Conv2d", "groups", arguments["groups"], 1)[0]
         dtype = arguments["dtype"]
-        spec = {"weight": ((n_out, n_in, *kernel), dtype)}
+        spec = {"weight": ((n_out, n_in // groups, *kernel), dtype)}
         if arguments["bias"]:
             spec["bias"] = ((n_out,), dtype)
         return spec
