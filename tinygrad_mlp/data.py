@@ -180,6 +180,11 @@ def train_test_split(X: Any, y: Any, test_size: float | int = 0.25,
     on both sides to within one sample; other targets are split at random. `test_size` is a
     fraction in (0, 1) (the test side gets ceil(fraction·N) rows) or a row count. `seed` None
     draws from `tm.get_generator()`; an int (or a Generator) gives this split its own stream.
+
+        >>> X, y = np.arange(20.0).reshape(10, 2), np.array([0, 1] * 5)
+        >>> X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, seed=0)
+        >>> X_train.shape, X_test.shape, sorted(y_test.tolist())     # one of each class
+        ((8, 2), (2, 2), [0, 1])
     """
     X, y = _rows(X, y)
     N = len(X)

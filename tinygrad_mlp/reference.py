@@ -41,7 +41,12 @@ def softmax(Z: np.ndarray) -> np.ndarray:
 def forward(X: np.ndarray, W1: np.ndarray, W2: np.ndarray, output: str = "sigmoid"
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The forward pass: (Z1 (N×M), a1 (N×M), Z2 (N×K), a2 (N×K)); `output` is "sigmoid" or
-    "softmax" (the activation of the output layer)."""
+    "softmax" (the activation of the output layer).
+
+        >>> Z1, a1, Z2, a2 = forward(np.ones((4, 2)), np.zeros((2, 3)), np.zeros((3, 1)))
+        >>> a1[0].tolist(), a2[:, 0].tolist()      # σ(0) = 0.5 everywhere
+        ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5])
+    """
     if output not in OUTPUTS:
         raise ValueError(f"reference.forward: output must be one of {OUTPUTS}, got {output!r}")
     X, W1, W2 = _check_network(X, W1, W2)

@@ -44,6 +44,10 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
 
     Each row is an 8×8 image read row by row (`X[i].reshape(8, 8)`); scale with X / 16 or
     `tm.data.standardize`. About 180 images per digit.
+
+        >>> X, y = load_digits()
+        >>> X.shape, X.dtype, int(X.max()), y[:5].tolist()
+        ((1797, 64), dtype('float32'), 16, [0, 1, 2, 3, 4])
     """
     with np.load(os.path.join(_HERE, "digits.npz"), allow_pickle=False) as archive:
         X = archive["images"].astype(np.float32)

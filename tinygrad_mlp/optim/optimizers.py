@@ -47,6 +47,16 @@ class SGD(Optimizer):
         buf = g (first step), then buf = momentum·buf + (1 − dampening)·g
         g = g + momentum·buf (nesterov) or buf (momentum > 0)
         W ← W − lr·g
+
+    One step of the blog's update on J = Σ w², whose gradient is 2w:
+
+        >>> import tinygrad_mlp as tm
+        >>> w = tm.Tensor([1.0, -2.0], requires_grad=True)
+        >>> opt = SGD([w], lr=0.1)
+        >>> (w * w).sum().backward()
+        >>> opt.step()
+        >>> w.data
+        array([ 0.8, -1.6], dtype=float32)
     """
 
     checks = {"lr": learning_rate, "momentum": non_negative, "dampening": real(0.0, 1.0),
