@@ -376,6 +376,7 @@ def test_save_errors_name_the_target_not_the_temp_file(tmp_path):
         tm.save({"w": np.ones(2)}, "")
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")   # JAX's fork
 def test_kill_9_during_saves_leaves_old_or_new_and_the_next_save_cleans_up(tmp_path):
     """20 saves of 12 MB killed at random moments (fork + SIGKILL, no re-import)."""
     import signal
