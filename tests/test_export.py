@@ -258,13 +258,15 @@ def test_indexing_and_reductions_export_both_ways_for_any_batch_size(tmp_path):
 
 
 def residual_two_inputs():
-    """The issue's model: images and a second input of features, a residual block, a merge."""
-    images, features = nn.Input((2, 8, 8), name="images"), nn.Input((5,), name="features")
+    """The issue's model: Rescaling, a "same" conv, a depthwise conv, BatchNorm, Add, "same" max
+    pooling, global pooling, Concatenate with a second input's Linear."""
+    images, features = nn.Input((2, 9, 9), name="images"), nn.Input((5,), name="features")
     x = nn.Rescaling(1 / 255, offset=-0.5)(images)
-    x = nn.Conv2d(2, 4, 3, padding=1)(x)
-    h = nn.ReLU()(nn.BatchNorm2d(4)(nn.Conv2d(4, 4, 3, padding=1)(x)))
-    x = nn.MaxPool2d(2)(nn.Add()([x, h]))
-    x = nn.Flatten()(nn.AvgPool2d(4)(x))
+    x = nn.Conv2d(2, 4, 3, stride=2, padding="same")(x)
+    h = nn.Conv2d(4, 8, 3, padding="same", groups=4)(x)              # depthwise, multiplier 2
+    h = nn.ReLU()(nn.BatchNorm2d(4)(nn.Conv2d(8, 4, 1)(h)))
+    x = nn.MaxPool2d(3, stride=2, padding="same")(nn.Add()([x, h]))
+    x = nn.Flatten()(nn.AdaptiveAvgPool2d(1)(x))
     y = nn.Concatenate(axis=1)([x, nn.ReLU()(nn.Linear(5, 6)(features))])
     return nn.Model([images, features], nn.LogSoftmax()(nn.Linear(10, 3)(y)))
 
@@ -274,7 +276,7 @@ def test_a_two_input_residual_model_exports_both_ways(tmp_path):
     torch = pytest.importorskip("torch")
     tm.manual_seed(7)
     model = residual_two_inputs()
-    images, features = trained(model, (2, 8, 8), (5,))
+    images, features = trained(model, (2, 9, 9), (5,))
     images = images * 60 + 128
     model.eval()                      # (tm.predict with a tuple of inputs: issue 17's fit work)
     with tm.no_grad():
@@ -510,3 +512,37 @@ def test_the_torch_module_pickles_whole_into_another_process(tmp_path):
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True)
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), tm.predict(model, X), rtol=0,
                                atol=ATOL)
+
+
+# The convolution and pooling arguments of the third round: groups (depthwise with a depth
+# multiplier), dilation, "same" with a stride (an odd total: the extra row after), "same"
+# pooling (max pads −inf, average counts real entries), adaptive and global pooling, ZeroPad2d.
+VISION = [lambda: nn.ZeroPad2d((1, 0, 2, 1)),
+          lambda: nn.Conv2d(2, 4, 3, stride=2, padding="same"),
+          lambda: nn.Conv2d(4, 8, 3, padding="same", groups=4),
+          lambda: nn.Conv2d(8, 4, 3, padding=2, dilation=2, groups=2),
+          lambda: nn.BatchNorm2d(4, eps=0.1),
+          lambda: nn.AdaptiveMaxPool2d((6, 3)),                       # (6, 4) in: bins overlap
+          lambda: nn.MaxPool2d(3, stride=2, padding="same"),        # before ReLU: −inf matters
+          lambda: nn.AvgPool2d(2, stride=1, padding="same"), lambda: nn.ReLU(),
+          lambda: nn.AdaptiveAvgPool2d((2, 1)), lambda: nn.Flatten()]
+GLOBAL = [lambda: nn.Conv2d(2, 3, 1), lambda: nn.AdaptiveAvgPool2d(1), lambda: nn.Flatten()]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layers", [VISION, GLOBAL, [lambda: nn.AdaptiveMaxPool2d(1)]],
+                         ids=["vision", "global-average", "global-max"])
+def test_the_new_convolutions_and_pools_export_both_ways(layers, dtype, tmp_path):
+    pytest.importorskip("onnx")
+    tm.manual_seed(8)
+    tm.set_default_dtype(dtype)
+    try:
+        model = nn.Sequential(*[make() for make in layers])
+    finally:
+        tm.set_default_dtype(np.float32)
+    (X,) = trained(model, (2, 9, 7), dtype=dtype)
+    expected = tm.predict(model, X)
+    tm.export.to_onnx(model, tmp_path / "m.onnx", (2, 9, 7))
+    np.testing.assert_allclose(run_onnx(tmp_path / "m.onnx", X), expected, rtol=0, atol=ATOL)
+    twin = tm.export.to_torch(model, (2, 9, 7))
+    np.testing.assert_allclose(run_torch(twin.eval(), X), expected, rtol=0, atol=ATOL)

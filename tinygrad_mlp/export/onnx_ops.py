@@ -17,6 +17,7 @@ import numpy as np
 from tinygrad_mlp import ops
 from tinygrad_mlp._checks import is_int
 from tinygrad_mlp.export.trace import Buffer, Step, Trace, reshape_target
+from tinygrad_mlp.ops.image import adaptive_bins, padding_argument, resolve_padding
 
 OPSET = 17                      # the ONNX opset written: LayerNormalization needs 17
 
@@ -257,22 +258,70 @@ def _pair(value: Any) -> list[int]:
     return [int(v) for v in value] if isinstance(value, (tuple, list)) else [int(value)] * 2
 
 
+def _pads(step: Step, kernel: Any, stride: Any, dilation: Any = 1) -> list[int]:
+    """ONNX's pads [top, left, bottom, right] of a traced conv or pool: "same" resolved for
+    the traced size (only the batch axis is dynamic, so it holds for every batch)."""
+    (top, bottom), (left, right) = resolve_padding(
+        padding_argument("export", step.options.get("padding", 0)), step.input_shapes[0][2:],
+        tuple(kernel), tuple(stride), tuple(_pair(dilation)))
+    return [top, left, bottom, right]
+
+
 def _conv(g: Graph, step: Step, x: str, weight: str, *bias: str) -> str:
-    kernel = step.input_shapes[1][2:]
-    padding = _pair(step.options.get("padding", 0))
-    return g.node("Conv", [x, weight, *bias], kernel_shape=list(kernel),
-                  strides=_pair(step.options.get("stride", 1)), pads=padding + padding)
+    kernel, stride = step.input_shapes[1][2:], _pair(step.options.get("stride", 1))
+    dilation = _pair(step.options.get("dilation", 1))
+    return g.node("Conv", [x, weight, *bias], kernel_shape=list(kernel), strides=stride,
+                  pads=_pads(step, kernel, stride, dilation), dilations=dilation,
+                  group=int(step.options.get("groups", 1)))
 
 
-def _pool(op: str, **extra: Any) -> Callable[..., str]:
+def _pool(op: str) -> Callable[..., str]:
     def translate(g: Graph, step: Step, x: str) -> str:
         kernel = _pair(step.options.get("kernel_size", 2))
         stride = step.options.get("stride")
-        padding = _pair(step.options.get("padding", 0))
-        return g.node(op, [x], kernel_shape=kernel,
-                      strides=kernel if stride is None else _pair(stride),
-                      pads=padding + padding, **extra)
+        stride = kernel if stride is None else _pair(stride)
+        extra = {}
+        if op == "AveragePool":       # "same" divides by the real entries (Keras), else by k·k
+            extra["count_include_pad"] = int(step.options.get("padding", 0) != "same")
+        return g.node(op, [x], kernel_shape=kernel, strides=stride,
+                      pads=_pads(step, kernel, stride), **extra)
     return translate
+
+
+def _adaptive_average(g: Graph, step: Step, x: str) -> str:
+    """PyTorch's bins as two products with constant matrices: A_H · x · A_Wᵀ (A's rows
+    average one bin each); global pooling is GlobalAveragePool."""
+    (H, W), (OH, OW) = step.input_shapes[0][2:], step.shape[2:]
+    if (OH, OW) == (1, 1):
+        return g.node("GlobalAveragePool", [x])
+    A_H, A_W = (_bins(size, out) for size, out in ((H, OH), (W, OW)))
+    rows = g.node("MatMul", [x, g.constant((A_W / A_W.sum(1, keepdims=True)).T)])
+    return g.node("MatMul", [g.constant(A_H / A_H.sum(1, keepdims=True)), rows])
+
+
+def _adaptive_max(g: Graph, step: Step, x: str) -> str:
+    """Global pooling is GlobalMaxPool; other sizes a ReduceMax over each bin's Slice."""
+    (H, W), (OH, OW) = step.input_shapes[0][2:], step.shape[2:]
+    if (OH, OW) == (1, 1):
+        return g.node("GlobalMaxPool", [x])
+    A_H, A_W = _bins(H, OH), _bins(W, OW)
+    rows = []
+    for i in range(OH):
+        row = []
+        for j in range(OW):
+            top, left = int(A_H[i].argmax()), int(A_W[j].argmax())
+            bottom, right = top + int(A_H[i].sum()), left + int(A_W[j].sum())
+            window = g.node("Slice", [x, g.ints([top, left]), g.ints([bottom, right]),
+                                      g.ints([2, 3])])
+            row.append(g.node("ReduceMax", [window], axes=[2, 3], keepdims=1))
+        rows.append(g.node("Concat", row, axis=3) if len(row) > 1 else row[0])
+    return g.node("Concat", rows, axis=2) if len(rows) > 1 else rows[0]
+
+
+def _bins(size: int, out: int) -> np.ndarray:
+    """(out, size), 1 where entry j is in bin i (PyTorch's adaptive bins)."""
+    starts, ends = adaptive_bins(size, out)
+    return ((np.arange(size) >= starts[:, None]) & (np.arange(size) < ends[:, None])).astype(float)
 
 
 TRANSLATIONS: dict[type, Callable[..., str]] = {
@@ -296,8 +345,8 @@ TRANSLATIONS: dict[type, Callable[..., str]] = {
     ops.Reshape: _reshape, ops.Flatten: _reshape, ops.BroadcastTo: _broadcast_to,
     ops.Squeeze: _squeeze, ops.Unsqueeze: _unsqueeze, ops.Transpose: _transpose,
     ops.Pad: _pad, ops.Concatenate: _concatenate, ops.Stack: _stack,
-    ops.Conv2d: _conv,
-    ops.MaxPool2d: _pool("MaxPool"), ops.AvgPool2d: _pool("AveragePool", count_include_pad=1),
+    ops.Conv2d: _conv, ops.MaxPool2d: _pool("MaxPool"), ops.AvgPool2d: _pool("AveragePool"),
+    ops.AdaptiveAvgPool2d: _adaptive_average, ops.AdaptiveMaxPool2d: _adaptive_max,
 }
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from tinygrad_mlp import ops
 from tinygrad_mlp.export.trace import Buffer, Step, Trace, reshape_target
+from tinygrad_mlp.ops.image import padding_argument, resolve_padding
 
 
 class Op(NamedTuple):
@@ -119,17 +120,54 @@ def _pair(value: Any) -> tuple[int, int]:
     return tuple(int(v) for v in value) if isinstance(value, (tuple, list)) else (int(value),) * 2
 
 
+def _pads(op: Op, kernel: Any, stride: Any, dilation: Any = 1) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom), F.pad's order: "same" resolved for the traced size."""
+    (top, bottom), (left, right) = resolve_padding(
+        padding_argument("export", op.options.get("padding", 0)), op.step.input_shapes[0][2:],
+        tuple(kernel), tuple(stride), _pair(dilation))
+    return left, right, top, bottom
+
+
 def _conv(torch: Any, op: Op, x: Any, weight: Any, bias: Any = None) -> Any:
-    return torch.nn.functional.conv2d(x, weight, bias, stride=_pair(op.options.get("stride", 1)),
-                                      padding=_pair(op.options.get("padding", 0)))
+    """F.conv2d; an asymmetric padding ("same" with an odd total) padded first."""
+    stride, dilation = _pair(op.options.get("stride", 1)), _pair(op.options.get("dilation", 1))
+    left, right, top, bottom = _pads(op, weight.shape[2:], stride, dilation)
+    if (left, top) != (right, bottom):
+        x, left, top = torch.nn.functional.pad(x, (left, right, top, bottom)), 0, 0
+    return torch.nn.functional.conv2d(x, weight, bias, stride=stride, padding=(top, left),
+                                      dilation=dilation, groups=int(op.options.get("groups", 1)))
 
 
-def _pool(name: str, **extra: Any) -> Callable[..., Any]:
+def _max_pool(torch: Any, op: Op, x: Any) -> Any:
+    """F.max_pool2d; a padding it refuses (asymmetric, "same") padded first with −inf."""
+    kernel, stride = _pair(op.options.get("kernel_size", 2)), op.options.get("stride")
+    stride = kernel if stride is None else _pair(stride)
+    left, right, top, bottom = _pads(op, kernel, stride)
+    if (left, top) != (right, bottom):
+        x = torch.nn.functional.pad(x, (left, right, top, bottom), value=-float("inf"))
+        left = top = 0
+    return torch.nn.functional.max_pool2d(x, kernel, stride, (top, left))
+
+
+def _avg_pool(torch: Any, op: Op, x: Any) -> Any:
+    """F.avg_pool2d counting padded zeros (PyTorch's default); for "same" the sum of each
+    window over the count of its real entries (Keras's rule)."""
+    kernel, stride = _pair(op.options.get("kernel_size", 2)), op.options.get("stride")
+    stride = kernel if stride is None else _pair(stride)
+    left, right, top, bottom = _pads(op, kernel, stride)
+    if op.options.get("padding", 0) != "same":
+        return torch.nn.functional.avg_pool2d(x, kernel, stride, (top, left),
+                                              count_include_pad=True)
+    pads = (left, right, top, bottom)
+    ones = torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype, device=x.device)
+    sums, counts = (torch.nn.functional.avg_pool2d(torch.nn.functional.pad(t, pads), kernel,
+                                                   stride) for t in (x, ones))
+    return sums / counts
+
+
+def _adaptive(name: str) -> Callable[..., Any]:
     def run(torch: Any, op: Op, x: Any) -> Any:
-        kernel, stride = _pair(op.options.get("kernel_size", 2)), op.options.get("stride")
-        return getattr(torch.nn.functional, name)(
-            x, kernel, kernel if stride is None else _pair(stride),
-            _pair(op.options.get("padding", 0)), **extra)
+        return getattr(torch.nn.functional, name)(x, tuple(op.step.shape[2:]))
     return run
 
 
@@ -180,9 +218,9 @@ TRANSLATIONS: dict[type, Callable[..., Any]] = {
     ops.Squeeze: _squeeze, ops.Unsqueeze: _call("unsqueeze", ("axis", 0)),
     ops.Transpose: _transpose, ops.Pad: _pad,
     ops.Concatenate: _join("cat"), ops.Stack: _join("stack"),
-    ops.Conv2d: _conv,
-    ops.MaxPool2d: _pool("max_pool2d"),
-    ops.AvgPool2d: _pool("avg_pool2d", count_include_pad=True),
+    ops.Conv2d: _conv, ops.MaxPool2d: _max_pool, ops.AvgPool2d: _avg_pool,
+    ops.AdaptiveAvgPool2d: _adaptive("adaptive_avg_pool2d"),
+    ops.AdaptiveMaxPool2d: _adaptive("adaptive_max_pool2d"),
 }
 
 

@@ -381,6 +381,12 @@ def adaptive_output_size(op: str, output_size: Any) -> tuple[int | None, int | N
     return tuple(None if s is None else int(s) for s in sizes)
 
 
+def adaptive_bins(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of PyTorch's `out` adaptive bins over `size` entries: bin i covers
+    [floor(i·size/out), ceil((i + 1)·size/out)). Public: the exports build the same bins."""
+    return (np.arange(out) * size) // out, -((-(np.arange(out) + 1) * size) // out)
+
+
 def _adaptive_geometry(ctx, op: str, x: np.ndarray, output_size: Any) -> None:
     """Keeps on ctx out_size and, per axis, PyTorch's bins: bin i covers
     [floor(i·size/out), ceil((i + 1)·size/out))."""
@@ -389,8 +395,7 @@ def _adaptive_geometry(ctx, op: str, x: np.ndarray, output_size: Any) -> None:
         raise ValueError(f"{op}: expected an input of shape (N, C, H, W) with H, W ≥ 1, got "
                          f"{x.shape}")
     ctx.out_size = tuple(size if out is None else out for size, out in zip(x.shape[2:], sizes))
-    ctx.bins = [((np.arange(out) * size) // out, -((-(np.arange(out) + 1) * size) // out))
-                for size, out in zip(x.shape[2:], ctx.out_size)]
+    ctx.bins = [adaptive_bins(size, out) for size, out in zip(x.shape[2:], ctx.out_size)]
     ctx.x_shape = x.shape
 
 
