@@ -477,21 +477,6 @@ def test_the_ddp_example_continues_training_the_exported_module(tmp_path, monkey
     assert float(out.rsplit("digits: ", 1)[1]) > 0.9
 
 
-def test_the_export_guide_prints_what_it_shows(tmp_path, monkeypatch, capsys):
-    """docs/guides/export.md: its code runs and prints the outputs its comments show."""
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("torch")
-    import pathlib
-    import re
-
-    guide = pathlib.Path(__file__).parents[1] / "docs" / "guides" / "export.md"
-    code = "\n".join(re.findall(r"```python\n(.*?)```", guide.read_text(encoding="utf-8"), re.S))
-    shown = [line[2:] for line in code.splitlines() if line.startswith("# ")]
-    monkeypatch.chdir(tmp_path)
-    exec(compile(code, str(guide), "exec"), {"__name__": "guide"})
-    assert capsys.readouterr().out.splitlines() == shown
-
-
 def test_the_torch_module_pickles_whole_into_another_process(tmp_path):
     """torch.save(twin) and torch.load in a fresh interpreter (as multiprocessing does)."""
     torch = pytest.importorskip("torch")
