@@ -121,7 +121,7 @@ def test_a_model_file_bomb_is_refused_at_once_under_a_memory_limit(tmp_path, nam
     assert len(message) < 3000                                # no megabyte messages
 
 
-# --- item 3: malformed fields are clear errors naming the file -------------------------------------
+# --- item 3: malformed fields are clear errors naming the file ----------------------------------
 
 def saved(tmp_path, model=None):
     path = tmp_path / "model.npz"
@@ -253,7 +253,7 @@ def test_every_built_in_layer_declares_the_state_it_builds():
                     for key, (shape, dtype) in spec.items()} == own, name
 
 
-# --- item 6 (files): each module keeps its own train/eval mode -------------------------------------
+# --- item 6 (files): each module keeps its own train/eval mode ----------------------------------
 
 def test_each_module_keeps_its_own_mode_through_a_file(tmp_path):
     model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3), nn.Dropout(0.5), nn.Linear(3, 1))

@@ -14,11 +14,12 @@ Bad arguments are usage errors (exit 2), found before any training; a bad file o
 from __future__ import annotations
 
 import argparse
+import difflib
 import functools
 import os
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, NoReturn
 
 import numpy as np
 
@@ -104,8 +105,34 @@ def _command(commands: Any, name: str, handler: Callable[[argparse.Namespace], i
     return command
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, which also says "did you mean --hidden?" for a mistyped option."""
+
+    def error(self, message: str) -> NoReturn:
+        unknown = message.partition("unrecognized arguments: ")[2].split()
+        known = sorted({option for parser in _parsers(self) for option in
+                        parser._option_string_actions})
+        hints = {typo: match[0] for typo in unknown if typo.startswith("--")
+                 for match in [difflib.get_close_matches(typo.partition("=")[0], known, 1)]
+                 if match}
+        if hints:
+            message += "; did you mean " + ", ".join(f"{hint} (for {typo})" if len(hints) > 1
+                                                      else hint
+                                                      for typo, hint in hints.items()) + "?"
+        super().error(message)
+
+
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """`parser` and every subcommand's parser under it."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _parsers(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG, description="A numpy autograd micro framework grown from a blog post that "
                                "derives a multi-layer perceptron by hand.")
     parser.add_argument("--version", action="version", version=f"{PROG} {tm.__version__}")
@@ -133,8 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--hidden", type=_positive_int, default=64, metavar="M",
                        help="hidden units M (default 64)")
     train.add_argument("--method", choices=METHODS, default=None,
-                       help="gd: full-batch gradient descent; sgd: one sample per step; "
-                            "minibatch (default): --batch-size samples per step")
+                       help="gd: full-batch gradient descent (fit's batch_size=None); sgd: one "
+                            "sample per step (batch_size=1); minibatch (default): --batch-size "
+                            "samples per step")
     train.add_argument("--batch-size", type=_positive_int, default=None, metavar="B",
                        help="mini-batch size (default 16 on digits, 64 on MNIST/FER2013)")
     train.add_argument("--epochs", type=_positive_int, default=None,
@@ -148,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ce (default): softmax output + cross-entropy; mse: sigmoid output + "
                             "the blog's J = 1/(2N) Σ(a2 − Y)² on one-hot targets")
     train.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
-                       help="sgd (default, with --momentum) or adam")
+                       help="sgd (default, with --momentum) or adam (the default with "
+                            "--model cnn)")
     train.add_argument("--momentum", type=_momentum, default=None,
                        help="SGD momentum (default 0.9 with ce, 0 with mse; 0 is the blog's "
                             "plain W ← W − α ∂J/∂W)")
@@ -329,14 +358,21 @@ def _train(args: argparse.Namespace) -> int:
     from tinygrad_mlp.train import evaluate, fit
 
     method = args.method or "minibatch"
-    if args.batch_size is not None and method != "minibatch":
-        raise UsageError(f"--batch-size applies to --method minibatch, not --method {method}")
     faces = args.data[0] == "fer2013"
     if args.model == "cnn" and args.loss != "ce":
         raise UsageError("--model cnn trains with --loss ce (its head is a softmax)")
     if args.augment and args.model != "cnn":
         raise UsageError("--augment applies to --model cnn (images keep their shape)")
+    optimizer_default = args.optimizer is None
     args.optimizer = args.optimizer or ("adam" if args.model == "cnn" else "sgd")
+    for option, given, setting, value, wanted in [
+            ("--batch-size", args.batch_size, "--method", method, "minibatch"),
+            ("--momentum", args.momentum, "--optimizer", args.optimizer, "sgd")]:
+        if given is not None and value != wanted:      # one rule: never silently ignored
+            why = (" (the default with --model cnn)" if setting == "--optimizer"
+                   and optimizer_default else "")
+            raise UsageError(f"{option} applies to {setting} {wanted}, not {setting} "
+                             f"{value}{why}")
     table = DEFAULTS if args.data[0] == "digits" else LARGE_DEFAULTS
     batch_size, epochs, lr, momentum = table[args.loss, method]
     if args.model == "cnn":
@@ -489,10 +525,10 @@ def _explain(args: argparse.Namespace) -> int:
     from tinygrad_mlp import blog
 
     _check_batch(args.batch)
-    if args.html:
+    if args.html is not None:                       # (--html "" is an error, not ignored)
         _check_writable(args.html, "--html")
     X, Y, W1, W2 = blog.blog_example(args.batch, args.hidden, args.loss, args.seed)
-    if args.html:
+    if args.html is not None:
         blog.explain_blog_html(X, Y, W1, W2, loss=args.loss, path=args.html,
                                max_values=args.values)
         print(f"wrote the backward walk of the blog's network to {args.html}: open it in a "

@@ -6,6 +6,9 @@
     1     stochastic gradient descent: one sample per step, in a new random order every epoch
     k     mini-batch gradient descent: batches of k samples (the last one may be shorter)
 
+`tm.fit` passes its own `batch_size`, 32 unless told (Keras's default): gradient descent is
+`fit(..., batch_size=None)`.
+
     >>> X = np.arange(10.0).reshape(5, 2)
     >>> [X[b].shape[0] for b in batches(len(X), batch_size=2, shuffle=False)]
     [2, 2, 1]

@@ -66,6 +66,17 @@ _IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(
 _GZIP_MAX_RATIO = 1032
 
 
+def _existing_file(path: str | os.PathLike) -> str:
+    """`path` as a str once it names a regular file: FileNotFoundError when nothing is there,
+    IsADirectoryError for a folder (not "no such file": it is there, but is no file)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path!r} is a directory, not a file")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path!r}")
+    return path
+
+
 def load_idx(path: str | os.PathLike) -> np.ndarray:
     """Any IDX file (raw or gzip) as an array of its stored shape, in native byte order.
 
@@ -76,9 +87,7 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
     declared size was checked against the file's. A bad magic number, an unknown type, a size
     the file cannot hold, truncated data or trailing bytes are a ValueError naming the file.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such file: {path!r}")
+    path = _existing_file(path)
     with open(path, "rb") as raw:
         size = os.fstat(raw.fileno()).st_size
         compressed = raw.read(2) == b"\x1f\x8b"
@@ -240,9 +249,7 @@ def load_fer2013(csv_path: str | os.PathLike, usage: str | None = None,
     """
     if usage is not None and usage not in _USAGES:
         raise ValueError(f"usage must be None or one of {', '.join(_USAGES)}, got {usage!r}")
-    csv_path = os.fspath(csv_path)
-    if not os.path.isfile(csv_path):
-        raise FileNotFoundError(f"no such file: {csv_path!r}")
+    csv_path = _existing_file(csv_path)
     images, labels, usages = [], [], []
     with open(csv_path, "rb") as f:
         rows = _fer_rows(f, csv_path)

@@ -86,6 +86,8 @@ class SolutionError(Exception):
 def load_solution(path: str | os.PathLike, exercise: Exercise) -> Any:
     """Import `path` as a fresh module and return the object the exercise expects from it."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise SolutionError(f"{path}: a directory, not a file (give the solution's .py file)")
     if not os.path.isfile(path):
         raise SolutionError(f"{path}: no such file (write it first: tinygrad-mlp exercise show "
                             f"{exercise.name} > {os.path.basename(path) or 'answer.py'})")
@@ -95,8 +97,9 @@ def load_solution(path: str | os.PathLike, exercise: Exercise) -> Any:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except SyntaxError as error:
-        raise SolutionError(f"{path} line {error.lineno}: syntax error: {error.msg}") from None
+    except SyntaxError as error:      # (a NUL byte has no line: Python reports lineno None)
+        where = f" line {error.lineno}" if error.lineno is not None else ""
+        raise SolutionError(f"{path}{where}: syntax error: {error.msg}") from None
     except Exception as error:   # the student's module-level code failed
         raise SolutionError(f"{path}{_where(error, path)}: importing it raised "
                             f"{type(error).__name__}: {error}") from None

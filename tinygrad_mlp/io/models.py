@@ -107,7 +107,8 @@ class _Describer:
             raise TypeError(f"save_model: {_where(path)}: {cls.__name__}.get_config() must "
                             f"return a dict with string keys, got {config!r}")
         return {"class": name, "id": self.ids[id(module)], "path": path,
-                "training": bool(module.training), "config": {key: self.value(value, f"{path}:{key}")
+                "training": bool(module.training),
+                "config": {key: self.value(value, f"{path}:{key}")
                            for key, value in config.items()}}
 
     def value(self, value: Any, where: str) -> Any:

@@ -5,9 +5,13 @@
     history["loss"], history["val_accuracy"]          # one float per epoch
 
 What `fit` promises, precisely:
-- `batch_size`: None is full-batch gradient descent (the rows in their order), 1 per-sample
-  stochastic gradient descent, k mini-batches (the last may be shorter); with `shuffle` the
-  order is redrawn every epoch from `tm.get_generator()` (see `tinygrad_mlp.data.batches`).
+- `batch_size`: k mini-batches (the last may be shorter), 32 unless told (Keras's default);
+  None is full-batch gradient descent (the rows in their order), 1 per-sample stochastic
+  gradient descent; with `shuffle` the order is redrawn every epoch from `tm.get_generator()`
+  (see `tinygrad_mlp.data.batches`).
+- The model trains in train mode; afterwards every module is back in the mode it had (a model
+  in eval mode stays so, a frozen BatchNorm too), even on error. An optimizer holding none of
+  the model's parameters is refused; one missing some is a warning naming them.
 - Each step is one `TrainStep` (train/replay.py): forward, `loss(pred, Yb)`,
   `optimizer.zero_grad()`, backward, `optimizer.step()`. `replay=None` replays a recorded step
   when every module of the model and the loss declare `replayable` (the built-in ones do: their
@@ -49,22 +53,24 @@ from tinygrad_mlp.data import batches, num_batches
 from tinygrad_mlp.tensor import Tensor, increment_version, no_grad
 from tinygrad_mlp.train.callbacks import Callback, CallbackList, History, Progress
 from tinygrad_mlp.train.prepare import (as_rows, check_before_training, check_callables,
-                                        class_labels, eval_mode, loss_targets, parameter_dtype,
-                                        prepare, replayable, training_and_validation)
+                                        check_optimizer, class_labels, eval_mode, in_mode,
+                                        loss_targets, parameter_dtype, prepare, replayable,
+                                        training_and_validation)
 from tinygrad_mlp.train.replay import TrainStep
 
 __all__ = ["fit", "evaluate", "predict"]
 
 
 def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
-        batch_size: int | None = None, shuffle: bool = True,
+        batch_size: int | None = 32, shuffle: bool = True,
         validation_data: tuple[Any, Any] | None = None, validation_split: float = 0.0,
         callbacks: list[Callback] | None = None, progress: bool | str = True,
         replay: bool | None = None, augment: Any = None) -> History:
     """Train `model` on X (N, ...) and Y (N, ...) for `epochs` passes; returns a `History`.
 
-    `batch_size` None is full-batch gradient descent, 1 per-sample SGD, k mini-batches; each
-    step is a `TrainStep` (replayed when model and loss are `replayable`, or `replay=True`).
+    `batch_size` k mini-batches (32 unless told, as Keras), None full-batch gradient descent,
+    1 per-sample SGD; each step is a `TrainStep` (replayed when model and loss are
+    `replayable`, or `replay=True`). Every module ends in the train/eval mode it had.
     A NaN/inf loss raises FloatingPointError, keeping the last finite weights (module docstring).
     `augment`: a function applied to each training batch X before its step (e.g.
     `lambda Xb: data.augment_images(Xb, flip=True, shift=2)`); validation data is not.
@@ -76,6 +82,7 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
     X, Y, X_val, Y_val = training_and_validation(model, X, Y, batch_size, validation_data,
                                                  validation_split)
     check_before_training(model, loss, X, Y, callbacks, X_val is not None)
+    check_optimizer(model, optimizer)
     N, steps = len(X), num_batches(len(X), batch_size)
     bar = Progress(progress, epochs, steps)
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": N, "steps": steps})
@@ -87,9 +94,7 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
     weights = _LastFiniteWeights(model, epochs, steps, history)
     predicted = None if labels is None else np.empty(N, dtype=labels.dtype)
     size, isfinite = (N if batch_size is None else min(batch_size, N)), math.isfinite
-    if hasattr(model, "train"):
-        model.train()
-    with np.errstate(all="ignore"):
+    with in_mode(model, training=True), np.errstate(all="ignore"):
         callbacks.on_train_begin()
         try:
             for epoch in range(epochs):

@@ -8,6 +8,7 @@ Nothing here changes a weight: a bad argument is an error before training starts
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Any, Iterator
 
 import numpy as np
@@ -95,14 +96,21 @@ def loss_targets(model: Any, loss: Any, X: np.ndarray, Y: np.ndarray,
         raise ValueError(f"Y does not fit the model's {K} outputs: {error}") from None
 
 
-@contextlib.contextmanager
-def eval_mode(model: Any) -> Iterator[None]:
+def eval_mode(model: Any) -> contextlib.AbstractContextManager[None]:
     """`model` in eval mode inside the block (Dropout off, BatchNorm on its running statistics);
     after it every module is back in the mode it had, even on error."""
+    return in_mode(model, training=False)
+
+
+@contextlib.contextmanager
+def in_mode(model: Any, training: bool) -> Iterator[None]:
+    """`model` in train (True) or eval mode inside the block; after it every module is back in
+    the mode it had (a frozen BatchNorm stays in eval mode), even on error."""
     modules = list(model.modules()) if isinstance(model, Module) else []
     modes = [module.training for module in modules]
-    if hasattr(model, "eval"):
-        model.eval()
+    switch = getattr(model, "train" if training else "eval", None)
+    if callable(switch):
+        switch()
     try:
         yield
     finally:
@@ -150,6 +158,28 @@ def check_callables(loss: Any, optimizer: Any, augment: Any = None) -> None:
         if not callable(getattr(optimizer, method, None)):
             raise TypeError(f"fit: optimizer must have a {method}() method, got "
                             f"{type(optimizer).__name__}")
+
+
+def check_optimizer(model: Any, optimizer: Any) -> None:
+    """An optimizer holding none of the model's parameters (built for another model) would
+    train nothing: a ValueError. One missing only some gets a warning naming them (they stay
+    as they are: frozen on purpose, or a mistake)."""
+    groups = getattr(optimizer, "param_groups", None)
+    if not isinstance(model, Module) or not isinstance(groups, list):
+        return
+    held = {id(param) for group in groups if isinstance(group, dict)
+            for param in group.get("params", ())}
+    named = [(name, param) for name, param in model.named_parameters() if param.requires_grad]
+    missing = [name for name, param in named if id(param) not in held]
+    if named and len(missing) == len(named):
+        raise ValueError(f"fit: the optimizer holds none of the model's {len(named)} parameters "
+                         f"(was it built for another model?); build it from this model's: "
+                         f"{type(optimizer).__name__}(model.parameters(), ...)")
+    if missing:
+        shown = missing if len(missing) <= 10 else missing[:10] + [f"… {len(missing)} in all"]
+        warnings.warn(f"fit: the optimizer does not hold the model's parameters {shown}, so "
+                      f"they will not train; pass them to the optimizer unless they are "
+                      f"frozen on purpose", UserWarning, stacklevel=3)
 
 
 def training_and_validation(model: Any, X: Any, Y: Any, batch_size: Any,
