@@ -20,7 +20,7 @@ from tinygrad_mlp.tensor import Tensor
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tinygrad_mlp"
 
 LAYERS = ["_checks", "_files", "tensor", "ops", "nn", "optim", "data", "datasets", "train",
-          "reference", "gradcheck", "testing", "exercises", "viz", "blog", "io", "export", "fer",
+          "reference", "gradcheck", "io", "testing", "exercises", "viz", "blog", "export", "fer",
           "cli"]
 ALLOWED = {("tensor", "ops")}   # tensor.py gives Tensor its methods from ops, at its very end
 FACADE = "tinygrad_mlp"         # the package's __init__: it re-exports every layer

@@ -126,8 +126,32 @@ def test_inputs_are_not_mutated_and_float32_is_checked_in_float64():
     assert x.grad is None and x.dtype == np.float32
 
 
-def test_an_unused_input_has_a_zero_gradient():
-    assert tm.gradcheck(lambda a, b: a * 2, leaf([1.0, 2.0]), leaf([3.0]))
+def test_an_input_fn_does_not_read_is_refused_not_passed():
+    with pytest.raises(ValueError, match=r"does not read input 1 \(shape \(1,\)\)"):
+        tm.gradcheck(lambda a, b: a * 2, leaf([1.0, 2.0]), leaf([3.0]))
+    assert tm.gradcheck(lambda a, b: a * 2, leaf([1.0, 2.0]), leaf([3.0], requires_grad=False))
+    assert tm.gradcheck(lambda a: a, leaf([1.0, 2.0]))              # returned as is: read
+
+
+def test_a_models_parameter_is_refused_pointing_at_check_module():
+    """gradcheck perturbs float64 copies: `lambda w: model(X)` never sees them, and used to pass
+    for a wrong layer."""
+    model = tm.nn.Sequential(tm.nn.Linear(3, 2))
+    X = np.ones((4, 3))
+    with pytest.raises(ValueError, match="does not read input 0.*check_module"):
+        tm.gradcheck(lambda w: model(X), model[0].weight)
+
+
+def test_a_probe_the_model_casts_to_float32_is_refused_saying_so():
+    model = tm.nn.Linear(3, 2)                            # float32: casts its input to float32
+    X = tm.Tensor(np.ones((4, 3)), requires_grad=True)
+    with pytest.raises(ValueError, match="casts input 0 .* to float32 .*check_module"):
+        tm.gradcheck(lambda x: model(x), X)
+    with pytest.raises(ValueError, match="casts input 0"):
+        tm.gradcheck(lambda x: (x * 2).astype(np.float32).sum(), X)
+    tm.set_default_dtype(np.float64)
+    model64 = tm.nn.Linear(3, 2)
+    assert tm.gradcheck(lambda x: model64(x), X)            # a float64 model is checked
 
 
 def test_gradcheck_does_not_touch_the_global_generator():

@@ -660,7 +660,9 @@ def test_batchnorm_standardises_per_channel(x, training):
         stats.update(mean=np.zeros(C), var=np.ones(C) * 2, count=np.zeros((), np.int64))
         return ops.BatchNorm.apply(t, running_mean=stats["mean"], running_var=stats["var"],
                                    num_batches_tracked=stats["count"], training=training)
-    check_op(batchnorm, x)
+    # a channel of two close values (0.01, -0.01: variance 1e-4) divides float32 rounding by a
+    # small std, so float32 agrees with float64 to about 3e-4 there, not 1e-4
+    check_op(batchnorm, x, rtol32=1e-3)
     axes = (0,) + tuple(range(2, x.ndim))
     out = batchnorm(tm.Tensor(x)).data
     if training:

@@ -10,6 +10,11 @@ entry by entry, with PyTorch's criterion |analytic − numeric| <= atol + rtol·
 `fast=True` checks one random direction u per input instead, ⟨grad, u⟩ against the central
 difference along u (PyTorch's fast mode, HIPS autograd's check): two evaluations per input, for
 large inputs.
+
+gradcheck never passes vacuously: an input `fn` does not read (a copy it never sees, such as a
+model's parameter given to `lambda w: model(X)`) and an input `fn` casts to a lower precision
+(a float32 model's layers cast the float64 probe) are refused with a message that says so and
+points at `tm.testing.check_module`, which perturbs a model's parameters themselves.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tinygrad_mlp.tensor import Tensor, no_grad
+from tinygrad_mlp.tensor import Tensor, is_recording, no_grad, record_tape
 
 
 class GradcheckError(AssertionError):
@@ -36,7 +41,8 @@ def gradcheck(fn: Callable[..., Tensor], *tensors: Tensor, eps: float = 1e-6, at
     inputs are never modified. The upstream gradient G is `upstream` (an array of the output's
     shape) or else drawn from `seed` (its own generator, not `tm.get_generator()`). `fast=True`
     compares one random direction per input instead of every entry. Raises ValueError for a bad
-    argument (no tensor requiring grad, eps <= 0, fn not returning a Tensor).
+    argument (no tensor requiring grad, eps <= 0, fn not returning a Tensor, an input fn does not
+    read, an input fn casts below float64).
     """
     if not eps > 0:
         raise ValueError(f"gradcheck: eps must be > 0, got {eps}")
@@ -50,7 +56,7 @@ def gradcheck(fn: Callable[..., Tensor], *tensors: Tensor, eps: float = 1e-6, at
     rng = np.random.default_rng(seed)
     inputs = [Tensor(t.data.astype(np.float64), requires_grad=t.requires_grad) for t in tensors]
 
-    out = _call(fn, inputs)
+    out = _call_checking_reads(fn, inputs, checked)
     G = rng.standard_normal(out.shape) if upstream is None else np.asarray(upstream, np.float64)
     if G.shape != out.shape:
         raise ValueError(f"gradcheck: upstream has shape {G.shape}, the output {out.shape}")
@@ -68,24 +74,74 @@ def gradcheck(fn: Callable[..., Tensor], *tensors: Tensor, eps: float = 1e-6, at
         if analytic.shape != x.shape or analytic.dtype != np.float64:
             raise GradcheckError(f"gradcheck: input {i} of shape {x.shape} got a gradient of shape "
                                  f"{analytic.shape} and dtype {analytic.dtype} (expected float64)")
-        if fast:
-            u = rng.standard_normal(x.shape)
-            numeric = _central_difference(f, x, u, eps)
-            _compare(i, "random direction", float(np.sum(analytic * u)), numeric, atol, rtol)
-            continue
-        numeric_grad = np.empty_like(x)
-        for j in np.ndindex(x.shape):
-            unit = np.zeros_like(x)
-            unit[j] = 1.0
-            numeric_grad[j] = _central_difference(f, x, unit, eps)
-        _compare_arrays(i, analytic, numeric_grad, atol, rtol)
+        check_gradient(f"input {i}", f, x, analytic, eps=eps, atol=atol, rtol=rtol,
+                       direction=rng.standard_normal(x.shape) if fast else None)
     return True
+
+
+def check_gradient(name: str, f: Callable[[], float], x: np.ndarray, analytic: np.ndarray,
+                   eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
+                   direction: np.ndarray | None = None) -> None:
+    """Compare `analytic` (the gradient of the scalar `f()` with respect to the array `x`, which
+    `f` reads) with central differences, perturbing `x` itself in place and restoring it exactly;
+    every entry, or only along `direction` when given (fast mode). Raises GradcheckError naming
+    `name` ("input 0", "parameter '1.weight'") and the worst entry."""
+    if direction is not None:
+        numeric = _central_difference(f, x, direction, eps)
+        _compare(name, "random direction", float(np.sum(analytic * direction)), numeric, atol,
+                 rtol)
+        return
+    numeric_grad = np.empty_like(x)
+    for j in np.ndindex(x.shape):
+        unit = np.zeros_like(x)
+        unit[j] = 1.0
+        numeric_grad[j] = _central_difference(f, x, unit, eps)
+    _compare_arrays(name, analytic, numeric_grad, atol, rtol)
 
 
 def _call(fn: Callable[..., Tensor], inputs: list[Tensor]) -> Tensor:
     out = fn(*inputs)
     if not isinstance(out, Tensor):
         raise ValueError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
+    return out
+
+
+_CHECK_MODULE = ("to check a model's parameters, use tm.testing.check_module(model, *inputs): "
+                 "it perturbs each parameter itself, in float64, on a copy of the model")
+
+
+def _call_checking_reads(fn: Callable[..., Tensor], inputs: list[Tensor], checked: list[int]
+                         ) -> Tensor:
+    """fn(*inputs), refusing an input fn never reads (its finite differences would be 0 and its
+    gradient None: a vacuous pass) or casts below float64 (finite differences in float32 are
+    noise: a false failure), both told apart on the tape of this call."""
+    if is_recording():                    # tapes do not nest: the caller's tape, unchecked
+        return _call(fn, inputs)
+    with record_tape() as tape:
+        out = _call(fn, inputs)
+    derived = {id(inputs[i]): i for i in checked}     # tensor id -> the probe it comes from
+    read = set()
+    for entry in tape:
+        sources = {derived[id(t)] for t in entry.inputs if id(t) in derived}
+        read |= sources
+        if not sources:
+            continue
+        output = entry.output
+        if output.dtype.kind == "f" and output.dtype.itemsize < 8:
+            i = min(sources)
+            raise ValueError(
+                f"gradcheck: fn casts input {i} (float64, the precision finite differences need) "
+                f"to {output.dtype} in {type(entry.function).__name__}, so the check would fail "
+                f"on rounding alone; a layer computes in its parameters' dtype (a float32 model "
+                f"casts a float64 input). Gradcheck a float64 copy of the model: {_CHECK_MODULE}")
+        derived[id(output)] = min(sources)
+    unread = [i for i in checked if i not in read and out is not inputs[i]]
+    if unread:
+        shapes = ", ".join(f"input {i} (shape {inputs[i].shape})" for i in unread)
+        raise ValueError(
+            f"gradcheck: fn does not read {shapes}: it would pass without checking anything. "
+            f"gradcheck hands fn float64 copies of the tensors and fn must compute from those "
+            f"arguments (`lambda w: model(X)` ignores w); {_CHECK_MODULE}")
     return out
 
 
@@ -102,17 +158,17 @@ def _central_difference(f: Callable[[], float], x: np.ndarray, direction: np.nda
     return (plus - minus) / (2 * eps)
 
 
-def _compare(i: int, where: str, analytic: float, numeric: float, atol: float, rtol: float
+def _compare(name: str, where: str, analytic: float, numeric: float, atol: float, rtol: float
              ) -> None:
     error = abs(analytic - numeric)
     if not error <= atol + rtol * abs(numeric):   # also fails on nan
         raise GradcheckError(
-            f"gradcheck: gradient of input {i} is wrong along a {where}: analytic {analytic!r}, "
+            f"gradcheck: gradient of {name} is wrong along a {where}: analytic {analytic!r}, "
             f"numeric {numeric!r}, abs error {error:.3g}, rel error "
             f"{error / max(abs(numeric), 1e-300):.3g} (allowed: atol={atol} + rtol={rtol}·|numeric|)")
 
 
-def _compare_arrays(i: int, analytic: np.ndarray, numeric: np.ndarray, atol: float, rtol: float
+def _compare_arrays(name: str, analytic: np.ndarray, numeric: np.ndarray, atol: float, rtol: float
                     ) -> None:
     """Raise naming the worst entry (the largest excess over the tolerance, nan first)."""
     with np.errstate(invalid="ignore"):
@@ -125,7 +181,7 @@ def _compare_arrays(i: int, analytic: np.ndarray, numeric: np.ndarray, atol: flo
     a, n = float(analytic[j]), float(numeric[j])
     error = abs(a - n)
     raise GradcheckError(
-        f"gradcheck: gradient of input {i} (shape {analytic.shape}) is wrong at index "
+        f"gradcheck: gradient of {name} (shape {analytic.shape}) is wrong at index "
         f"{tuple(int(k) for k in j)}: analytic {a!r}, numeric {n!r}, abs error {error:.3g}, rel "
         f"error {error / max(abs(n), 1e-300):.3g} (allowed: atol={atol} + rtol={rtol}·|numeric|; "
         f"{bad} of {excess.size} entries fail)")
