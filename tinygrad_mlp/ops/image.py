@@ -171,7 +171,7 @@ class Conv2d(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        grad = grad.transpose(0, 2, 3, 1)                     # (N, OH, OW, out)
+        grad = grad.transpose(0, 2, 3, 1).reshape(-1, grad.shape[1])   # (N·OH·OW, out), once
         needs = ctx.needs_input_grad
         if ctx.groups > 1 and ctx.groups == ctx.x_shape[1]:
             grad_x, grad_w = _depthwise_backward(ctx, grad, needs[0], needs[1])
@@ -179,7 +179,7 @@ class Conv2d(Function):
             grad_x, grad_w = _im2col_backward(ctx, grad, needs[0], needs[1])
         if len(needs) == 2:
             return grad_x, grad_w
-        grad_b = _ones_product(grad.reshape(-1, grad.shape[-1])) if needs[2] else None
+        grad_b = _ones_product(grad) if needs[2] else None
         return grad_x, grad_w, grad_b
 
 
@@ -275,7 +275,7 @@ def _depthwise_taps(ctx, padded: np.ndarray, taps: np.ndarray):
 def _depthwise_backward(ctx, grad: np.ndarray, need_x: bool, need_w: bool):
     N, C, H, W = ctx.x_shape
     m, (OH, OW) = ctx.w_shape[0] // C, ctx.out_size
-    grad5 = np.ascontiguousarray(grad).reshape(N, OH, OW, C, m)
+    grad5 = grad.reshape(N, OH, OW, C, m)
     padded = np.zeros(ctx.padded.shape, dtype=grad.dtype) if need_x else None
     grad_taps = np.zeros(ctx.taps.shape, dtype=grad.dtype) if need_w else None
     for batch in _batch_chunks(N, grad5[0].nbytes):
