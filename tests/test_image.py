@@ -618,15 +618,3 @@ def test_third_round_bad_arguments_are_clear_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
 
-
-def test_the_convolutions_guide_prints_what_it_shows(capsys):
-    """docs/guides/convolutions.md: its code runs, and each print shows the comment beside it."""
-    import pathlib
-    import re
-
-    guide = pathlib.Path(__file__).parents[1] / "docs" / "guides" / "convolutions.md"
-    code = "\n".join(re.findall(r"```python\n(.*?)```", guide.read_text(encoding="utf-8"), re.S))
-    shown = [line.split("# ", 1)[1] for line in code.splitlines()
-             if line.lstrip().startswith("print(")]
-    exec(compile(code, str(guide), "exec"), {"__name__": "guide"})
-    assert capsys.readouterr().out.splitlines() == shown
