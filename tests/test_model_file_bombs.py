@@ -8,9 +8,7 @@ import io
 import json
 import os
 import re
-import subprocess
 import sys
-import textwrap
 import threading
 import zipfile
 
@@ -20,79 +18,11 @@ import pytest
 import tinygrad_mlp as tm
 from tinygrad_mlp import nn
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # plain `pytest`
+from benchmarks.model_file_bombs import bombs, measure, write_model_file  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(tm.__file__)))   # the package tested
 MEMORY_LIMIT = 768 * 2**20          # the child's address space: the bombs asked for gigabytes
-
-
-def write_model_file(path, architecture, arrays=None):
-    """A model file as save_model writes one, with any architecture (or JSON text) and arrays."""
-    text = architecture if isinstance(architecture, str) else json.dumps(architecture)
-    state = {"__tinygrad_mlp_format__": np.array(1, dtype=np.int64), **(arrays or {}),
-             "__tinygrad_mlp_model__": np.frombuffer(text.encode(), dtype=np.uint8)}
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
-        for key, array in state.items():
-            buffer = io.BytesIO()
-            np.save(buffer, array, allow_pickle=False)
-            archive.writestr(key + ".npy", buffer.getvalue())
-    return path
-
-
-def doubling(depth, leaf):
-    """Each level a Sequential holding the previous level twice (the second time by reference):
-    a few bytes per level, 2^depth module names."""
-    path = ".".join(["0"] * depth)
-    spec = dict(leaf, id=0, path=path)
-    for level in range(1, depth + 1):
-        path = ".".join(["0"] * (depth - level))
-        spec = {"class": "Sequential", "id": level, "path": path,
-                "config": {"layers": [{"module": spec}, {"module": {"ref": level - 1}}]}}
-    return {"format": 1, "model": spec}
-
-
-def linear(number, path, size):
-    return {"class": "Linear", "id": number, "path": path,
-            "config": {"in_features": size, "out_features": size, "bias": True, "dtype": None}}
-
-
-def sequential(layers):
-    return {"format": 1, "model": {"class": "Sequential", "id": 10**6, "path": "",
-                                   "config": {"layers": layers}}}
-
-
-def bombs(folder):
-    """name -> a model file that hung or exhausted memory in load_model before issue 19."""
-    leaf = {"class": "Linear",
-            "config": {"in_features": 2, "out_features": 2, "bias": True, "dtype": None}}
-    weights = {("0." * 40) + "weight": np.ones((2, 2), np.float32),
-               ("0." * 40) + "bias": np.ones(2, np.float32)}
-    shared = [{"module": linear(0, "0", 2000)}] + [{"module": {"ref": 0}}] * 9999
-    return {
-        "refs doubling 40 deep": write_model_file(
-            folder / "a.npz", doubling(40, {"class": "Sigmoid", "config": {}})),
-        "refs doubling 40 deep, weighted leaf": write_model_file(
-            folder / "b.npz", doubling(40, leaf), weights),
-        "four Linear(8000, 8000) without arrays": write_model_file(
-            folder / "c.npz", sequential([{"module": linear(i, str(i), 8000)}
-                                          for i in range(4)])),
-        "10,000 refs to one Linear(2000, 2000)": write_model_file(
-            folder / "d.npz", sequential(shared),
-            {"0.weight": np.zeros((2000, 2000), np.float32),
-             "0.bias": np.zeros(2000, np.float32)}),
-    }
-
-
-CHILD = textwrap.dedent("""
-    import resource, sys, time
-    resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
-    import tinygrad_mlp as tm
-    start = time.perf_counter()
-    try:
-        tm.load_model(sys.argv[1])
-    except ValueError as error:
-        print(f"{{time.perf_counter() - start:.3f}} ValueError: {{error}}")
-    else:
-        print("loaded")
-""")
 
 
 @pytest.mark.parametrize("name, reason", [
@@ -107,17 +37,14 @@ CHILD = textwrap.dedent("""
 ])
 def test_a_model_file_bomb_is_refused_at_once_under_a_memory_limit(tmp_path, name, reason):
     path = bombs(tmp_path)[name]
-    environment = dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1")
-    try:
-        child = subprocess.run([sys.executable, "-c", CHILD.format(limit=MEMORY_LIMIT), path],
-                               capture_output=True, text=True, timeout=60, env=environment)
-    except subprocess.TimeoutExpired:
+    result = measure(path, MEMORY_LIMIT, 60, ROOT)
+    if result["outcome"] is None:
         pytest.fail(f"load_model({name}) still ran after 60 s")
-    assert child.returncode == 0 and child.stderr == "", child.stderr[-2000:]
-    seconds, _, message = child.stdout.partition(" ")
+    assert result["returncode"] == 0 and result["stderr"] == "", result["stderr"][-2000:]
+    message = result["outcome"]
     assert message.startswith("ValueError: load_model: ") and str(path) in message, message
     assert re.search(reason, message), message
-    assert float(seconds) < 1.0, child.stdout
+    assert result["seconds"] < 1.0, result
     assert len(message) < 3000                                # no megabyte messages
 
 
