@@ -142,7 +142,7 @@ def test_readme_is_short_and_opens_with_the_two_quick_start_commands():
     quick = text.split("## Quick start", 1)[1]
     block = quick.split("```", 2)[1].strip().splitlines()
     assert block == ["pip install -e . && tinygrad-mlp train",
-                     "pip install -e '.[test]' && python -m pytest"]
+                     "pip install -e '.[dev]' && python -m pytest"]
 
 
 def results() -> dict:
