@@ -210,3 +210,112 @@ def test_a_browser_steps_through_the_whole_walk(tmp_path):
     if "TINYGRAD_MLP_WALK_PNG" in os.environ or not os.path.exists(target):
         pathlib.Path(target).parent.mkdir(parents=True, exist_ok=True)
         pathlib.Path(target).write_bytes(screenshot)
+
+
+# --- non-finite values, the policy, a projector (issue 19, items 13, 14, 24) ----------------------
+
+def diverged_walk():
+    """J = Σ x·w where x holds inf and NaN: the gradient of w and J itself are not finite, as
+    after a diverged step."""
+    x = tm.Tensor(np.array([[1.0, np.inf], [np.nan, 2.0]]), name="x")
+    w = tm.Tensor(np.ones((2, 2)), requires_grad=True, name="w")
+    return (x * w).sum()
+
+
+def test_non_finite_values_are_strict_json_strings():
+    with np.errstate(all="ignore"):
+        page = viz.explain_html(diverged_walk(), engine="layered")
+    blob = re.search(r'id="walk-data">(.*?)</script>', page, re.S).group(1)
+
+    def refuse(constant):
+        raise AssertionError(f"JSON.parse refuses {constant}")
+    data = json.loads(blob, parse_constant=refuse)
+    w_step = next(step for step in data["steps"] if step["name"] == "w")
+    assert w_step["values"]["rows"] == [[1.0, "inf"], ["nan", 2.0]]
+
+
+def inline_block(page, tag):
+    return re.search(rf"<{tag}>(.*?)</{tag}>", page, re.S).group(1)
+
+
+def test_the_policy_allows_only_the_pages_own_script_and_style():
+    import base64
+    import hashlib
+
+    page = blog.explain_blog_html(*blog.blog_example(2, 3, "ce", 0), "ce", engine="layered")
+    policy = re.search(r'Content-Security-Policy" content="([^"]*)"', page).group(1)
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    for tag, directive in (("script", "script-src"), ("style", "style-src")):
+        digest = hashlib.sha256(inline_block(page, tag).encode("utf-8")).digest()
+        assert directives[directive] == f"'sha256-{base64.b64encode(digest).decode()}'"
+    assert directives["form-action"] == "'none'" and directives["base-uri"] == "'none'"
+    assert directives["default-src"] == "'none'"
+
+
+def test_in_a_browser_nan_shows_an_injected_script_is_blocked_and_a_fragment_opens_a_step(
+        tmp_path):
+    driver = chromium()
+    from selenium.webdriver.common.by import By
+
+    try:
+        with np.errstate(all="ignore"):
+            viz.explain_html(diverged_walk(), tmp_path / "diverged.html")
+        driver.get((tmp_path / "diverged.html").as_uri() + "#step-3")   # J, Mul, then w
+        assert driver.find_element(By.ID, "position").text == "Step 3 of 3"
+        assert driver.find_element(By.ID, "step-title").text.startswith("w")
+        cells = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#grad-values td")]
+        assert cells == ["1", "inf", "nan", "2"]
+        driver.find_element(By.ID, "prev").click()
+        assert driver.current_url.endswith("#step-2")             # the fragment follows the walk
+        assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+
+        page = (tmp_path / "diverged.html").read_text(encoding="utf-8")
+        injected = page.replace("</body>", "<script>document.title = 'injected';</script>"
+                                           "<div style=\"color: red\" id=\"styled\"></div></body>")
+        (tmp_path / "injected.html").write_text(injected, encoding="utf-8")
+        driver.get((tmp_path / "injected.html").as_uri())
+        assert driver.title != "injected"                          # the policy blocked it
+        assert driver.find_element(By.ID, "position").text.startswith("Step 1 of")  # ours ran
+        color = driver.execute_script(
+            "return getComputedStyle(document.getElementById('styled')).color")
+        assert color != "rgb(255, 0, 0)"
+    finally:
+        driver.quit()
+
+
+def test_on_a_1024_by_768_projector_labels_are_readable_and_tables_whole(tmp_path):
+    driver = chromium()
+    from selenium.webdriver.common.by import By
+
+    try:
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 1024, "height": 768, "deviceScaleFactor": 1,
+                                "mobile": False})
+        path = tmp_path / "walk.html"
+        assert main(["explain", "--html", str(path), "--batch", "4", "--hidden", "8",
+                     "--values", "80"]) == 0
+        steps = blog_steps("mse")
+        z2 = next(i for i, step in enumerate(steps) if step.name == "Z2") + 1
+        driver.get(path.as_uri() + f"#step-{z2}")
+        assert driver.find_element(By.ID, "step-title").text.startswith("Z2")
+        heights = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#graph g.node text'))"
+            ".map(function (t) { return t.getBoundingClientRect().height; })")
+        assert min(heights) >= 14, heights                         # ~8 px when squeezed
+        table = driver.find_element(By.CSS_SELECTOR, "#grad-values table")
+        headers = table.find_elements(By.CSS_SELECTOR, "thead th")
+        assert [th.text for th in headers] == [""] + [str(j) for j in range(10)]
+        box = driver.find_element(By.ID, "grad-values").rect
+        last = headers[-1].rect
+        assert last["x"] + last["width"] <= box["x"] + box["width"] + 1   # all 10 columns seen
+        assert headers[1].value_of_css_property("position") == "sticky"
+        current = driver.find_element(By.CSS_SELECTOR, "#graph g.node.current").rect
+        graph = driver.find_element(By.ID, "graph").rect
+        assert graph["x"] <= current["x"] and \
+            current["x"] + current["width"] <= graph["x"] + graph["width"]   # scrolled to it
+        driver.save_screenshot(str(tmp_path / "projector.png"))
+        if os.environ.get("TINYGRAD_MLP_PROJECTOR_PNG"):       # to look at it
+            shutil.copy(tmp_path / "projector.png", os.environ["TINYGRAD_MLP_PROJECTOR_PNG"])
+    finally:
+        driver.quit()

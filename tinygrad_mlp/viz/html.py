@@ -5,13 +5,19 @@ visited highlighted and the edges its gradient flows along marked.
     html = viz.explain_html(J, "walk.html")   # runs J.backward(retain_graph=True), like explain
 
 The page loads nothing: its CSS (walk.css) and JavaScript (walk.js, beside this file) are
-inlined, its data is a JSON block, and a Content-Security-Policy forbids any request.
+inlined, its data is a JSON block (values that are not finite as the strings "nan", "inf",
+"-inf"), and a Content-Security-Policy forbids any request, form or <base>, and runs only the
+page's own script and style (by their SHA-256: no 'unsafe-inline'). Chromium ignores CSP's
+`navigate-to` (dropped from the standard), so navigation is limited by the page holding no link.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
+import math
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -23,12 +29,12 @@ from tinygrad_mlp._files import write_atomically
 from tinygrad_mlp.tensor import Tensor
 from tinygrad_mlp.viz.explain import Step, delta_name, backward_steps
 from tinygrad_mlp.viz.graph import build_graph, inputs, node_kind, norm
-from tinygrad_mlp.viz.svg import graph_svg
+from tinygrad_mlp.viz.svg import FONT_SIZE, graph_svg
 
 __all__ = ["explain_html", "Check"]
 
-CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-       "img-src data:")
+CSP = ("default-src 'none'; style-src {style}; script-src {script}; img-src data:; "
+       "form-action 'none'; base-uri 'none'")   # {style}, {script}: the inlined blocks' hashes
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,7 @@ def explain_html(tensor: Tensor, path: str | os.PathLike | None = None,
         "steps": [_step(step, ids, max_values, (checks or {}).get(step.name)) for step in steps],
         "nodes": {ids[id(node)]: _forward(node, graph.describe(node), max_values)
                   for node in graph.nodes},
+        "fontSize": FONT_SIZE,                    # the labels' size in the drawing's units
     }
     heading = title or f"Backward walk of {steps[0].name}"
     page = _page(heading, svg, data, steps)
@@ -88,7 +95,14 @@ def _values(array: np.ndarray, max_values: int) -> dict[str, Any] | None:
     if array.ndim > 2:
         return {"rows": None, "text": np.array2string(array, precision=4, suppress_small=True,
                                                       separator=" ", max_line_width=60)}
-    return {"rows": np.atleast_2d(array).tolist(), "text": None}
+    return {"rows": [[_number(v) for v in row] for row in np.atleast_2d(array).tolist()],
+            "text": None}
+
+
+def _number(value: float) -> float | str:
+    """A value for the page's JSON: JSON has no NaN or infinity (json.dumps would write
+    `Infinity`, which JSON.parse refuses), so those become the strings numpy prints."""
+    return value if math.isfinite(value) else str(value)      # "nan", "inf", "-inf"
 
 
 def _shape(node: Tensor) -> str:
@@ -145,7 +159,8 @@ def _step(step: Step, ids: dict[int, str], max_values: int, check: Check | None
                         "compare": f"{factor}∂J/∂{step.name}"
                                    f"{' (' + check.note + ')' if check.note else ''} against "
                                    f"{check.source}: max |difference| {difference:.2g}",
-                        "difference": difference, "values": _values(scaled, max_values)}
+                        "difference": _number(difference),
+                        "values": _values(scaled, max_values)}
     return out
 
 
@@ -169,20 +184,28 @@ def _printed_steps(steps: list[dict[str, Any]]) -> str:
     return "\n".join(items)
 
 
+def _hash(block: str) -> str:
+    """A CSP source for exactly this inline <script> or <style> text."""
+    digest = hashlib.sha256(block.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
+
+
 def _page(heading: str, svg: str, data: dict[str, Any], steps: list[Step]) -> str:
-    blob = json.dumps(data, ensure_ascii=False).replace("<", "\\u003c")   # no "</script>" inside
+    blob = json.dumps(data, ensure_ascii=False, allow_nan=False).replace("<", "\\u003c")
+    # ("<" escaped: no "</script>" inside; allow_nan=False: a non-finite value is a bug here)
+    style, script = f"\n{_asset('walk.css')}\n", f"\n{_asset('walk.js')}\n"
+    csp = CSP.format(style=_hash(style), script=_hash(script))
     count = len(steps)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{CSP}">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<meta name="referrer" content="no-referrer">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
 <title>{html.escape(heading)} · tinygrad_mlp</title>
-<style>
-{_asset("walk.css")}
-</style>
+<style>{style}</style>
 </head>
 <body>
 <header>
@@ -241,9 +264,7 @@ def _page(heading: str, svg: str, data: dict[str, Any], steps: list[Step]) -> st
 </ol>
 <div id="tooltip" role="tooltip" hidden></div>
 <script type="application/json" id="walk-data">{blob}</script>
-<script>
-{_asset("walk.js")}
-</script>
+<script>{script}</script>
 </body>
 </html>
 """

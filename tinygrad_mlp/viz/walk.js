@@ -1,5 +1,7 @@
 // The backward walk page: step through data.steps, highlight the visited node, mark the edges
-// its gradient flows along, show any node's forward value. No network, no libraries.
+// its gradient flows along, show any node's forward value. No network, no libraries. Values
+// that are not finite arrive as the strings "NaN", "inf", "-inf" (JSON has no such numbers).
+// The URL fragment #step-6 opens step 6 and follows the walk.
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("walk-data").textContent);
@@ -41,7 +43,8 @@
     g.appendChild(t);
   }
 
-  // A small array as a table, each cell tinted by its sign and size (red +, blue −).
+  // A small array as a table with its row and column indices as headers (they stay in view
+  // when the table scrolls), each cell tinted by its sign and size (red +, blue −).
   function values(id, shown, fallback) {
     var box = byId(id);
     box.textContent = "";
@@ -54,13 +57,33 @@
     }
     var largest = 0;
     shown.rows.forEach(function (row) {
-      row.forEach(function (v) { largest = Math.max(largest, Math.abs(v)); });
+      row.forEach(function (v) {
+        if (typeof v === "number") { largest = Math.max(largest, Math.abs(v)); }
+      });
     });
     var table = document.createElement("table");
-    shown.rows.forEach(function (row) {
-      var tr = table.insertRow();
+    var head = table.createTHead().insertRow();
+    head.appendChild(document.createElement("th"));
+    shown.rows[0].forEach(function (v, j) {
+      var th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = j;
+      head.appendChild(th);
+    });
+    var body = table.createTBody();
+    shown.rows.forEach(function (row, i) {
+      var tr = body.insertRow();
+      var th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = i;
+      tr.appendChild(th);
       row.forEach(function (v) {
         var td = tr.insertCell();
+        if (typeof v !== "number") {          // "NaN", "inf", "-inf": shown as they are
+          td.textContent = v;
+          td.className = "nonfinite";
+          return;
+        }
         td.textContent = v.toFixed(4).replace(/\.?0+$/, "") || "0";
         var alpha = largest > 0 ? 0.55 * Math.abs(v) / largest : 0;
         td.style.background = v >= 0 ? "rgba(192, 22, 27, " + alpha + ")" :
@@ -111,6 +134,12 @@
       values("check-values", step.check.values, null);
     }
     if (pinned === null) { showForward(step.node); }
+    if (nodes[step.node].scrollIntoView) {    // a wide drawing scrolls to the node visited
+      nodes[step.node].scrollIntoView({ block: "nearest", inline: "nearest" });
+    }
+    if (location.hash !== "#step-" + (current + 1)) {
+      try { history.replaceState(null, "", "#step-" + (current + 1)); } catch (e) { /* file: */ }
+    }
     byId("prev").disabled = current === 0;
     byId("next").disabled = current === steps.length - 1;
     if (current === steps.length - 1) { stop(); }
@@ -160,5 +189,27 @@
       showForward(pinned === null ? steps[current].node : id);
     });
   });
-  show(0);
+  // Labels shrink with the drawing: on a small or projected screen keep them at least 3/4 of
+  // the page's type size and let the graph's box scroll instead.
+  function fitGraph() {
+    var box = svg.viewBox && svg.viewBox.baseVal;
+    if (!box || !box.width) { return; }
+    svg.style.width = "";
+    svg.style.maxHeight = "";
+    var wanted = 0.75 * parseFloat(getComputedStyle(document.documentElement).fontSize);
+    var shown = data.fontSize * svg.getBoundingClientRect().width / box.width;
+    if (shown < wanted) {
+      svg.style.width = Math.ceil(box.width * wanted / data.fontSize) + "px";
+      svg.style.maxHeight = "none";
+    }
+  }
+  fitGraph();
+  window.addEventListener("resize", fitGraph);
+
+  function fromFragment() {
+    var match = /^#step-(\d+)$/.exec(location.hash);
+    return match ? parseInt(match[1], 10) - 1 : 0;
+  }
+  window.addEventListener("hashchange", function () { stop(); show(fromFragment()); });
+  show(fromFragment());
 }());
