@@ -194,3 +194,127 @@ def test_the_teaching_guide_shows_what_check_prints(tmp_path, capsys):
     assert main(["exercise", "check", "mse", str(path)]) == 1
     tried = re.compile(r"\(\d+ inputs tried\)")          # the count depends on hypothesis
     assert tried.sub("(…)", capsys.readouterr().out) == tried.sub("(…)", shown)
+
+
+# --- wrong answers that used to pass, and files that stop the grader (issue 19, items 17–19) -----
+
+SIGMOID_FILE = """
+import numpy as np
+import tinygrad_mlp as tm
+{prelude}
+class Sigmoid(tm.Function):
+    @staticmethod
+    def forward(ctx, Z):
+{forward}
+
+    @staticmethod
+    def backward(ctx, grad):
+{backward}
+"""
+
+
+def sigmoid_file(forward="        ctx.Z, ctx.a = Z, 1 / (1 + np.exp(-Z))\n        return ctx.a",
+                 backward="        return grad * ctx.a * (1 - ctx.a)", prelude=""):
+    return SIGMOID_FILE.format(prelude=prelude, forward=forward, backward=backward)
+
+
+# (exercise, the student's file, words the verdict must contain): each passed before
+USED_TO_PASS = [
+    ("sigmoid", sigmoid_file(prelude="_a = None",
+                             forward="        global _a\n        _a = 1 / (1 + np.exp(-Z))\n"
+                                     "        return _a",
+                             backward="        return grad * _a * (1 - _a)"),
+     "two graphs alive"),
+    ("sigmoid", sigmoid_file(backward="        return grad * np.exp(-ctx.Z) / "
+                                      "(1 + np.exp(-ctx.Z)) ** 2"), "NaN or inf"),
+    ("sigmoid", sigmoid_file(backward="        right = (grad * ctx.a * (1 - ctx.a)).ravel()\n"
+                                      "        out = np.zeros_like(right)\n"
+                                      "        out[:9] = right[:9]           # 3×3 at most\n"
+                                      "        return out.reshape(grad.shape)"),
+     "disagrees with finite differences"),
+    ("sigmoid", sigmoid_file(backward="        ctx.a *= 1 - ctx.a\n        return grad * ctx.a"),
+     "changed forward's result in place"),
+    ("mse", "def mse_grad(a2, Y):\n    a2 -= Y\n    return a2 / len(a2)\n", "changed a2 in place"),
+    ("mse", "def mse_grad(a2, Y):\n    return (a2 - Y) / min(len(a2), 4)\n", "NOT YET"),
+    ("momentum", "def sgd_momentum_step(W, grad, buf, lr, momentum):\n"
+                 "    grad += momentum * buf\n    return W - lr * grad, grad\n",
+     "changed grad in place"),
+    ("delta1", "import numpy as np\ndef delta1(delta2, W2, a1):\n    one = np.ones(a1.shape)\n"
+               "    return (delta2 @ W2.T) * a1 * (one - a1)\n", "came back float64, not float32"),
+    ("sigmoid", sigmoid_file(forward="        ctx.a = 1 / (1 + np.exp(-Z.astype(np.float64)))\n"
+                                     "        return ctx.a"), "came back float64, not float32"),
+]
+
+
+@pytest.mark.parametrize("name, code, verdict", USED_TO_PASS,
+                         ids=[f"{wrong[0]}-{i}" for i, wrong in enumerate(USED_TO_PASS)])
+def test_wrong_answers_that_used_to_pass_now_fail(name, code, verdict, tmp_path, capsys):
+    path = tmp_path / "answer.py"
+    path.write_text(textwrap.dedent(code), encoding="utf-8")
+    assert main(["exercise", "check", name, str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"exercise {name}: NOT YET" in out and verdict in out, out
+
+
+@pytest.mark.parametrize("where, code", [
+    ("at import", "import sys\nsys.exit(0)\ndef mse_grad(a2, Y):\n    return (a2 - Y) / len(a2)\n"),
+    ("in the answer", "import sys\ndef mse_grad(a2, Y):\n    sys.exit(0)\n"),
+    ("in backward", sigmoid_file(backward="        import sys\n        sys.exit(0)")),
+])
+def test_sys_exit_in_a_solution_is_a_failure_that_says_so(where, code, tmp_path, capsys):
+    name = "sigmoid" if "Sigmoid" in code else "mse"
+    path = tmp_path / "answer.py"
+    path.write_text(code, encoding="utf-8")
+    assert main(["exercise", "check", name, str(path)]) == 1, where
+    captured = capsys.readouterr()
+    assert "called sys.exit(0)" in captured.out + captured.err, where
+
+
+def test_a_keyboard_interrupt_raised_by_the_file_is_graded_not_taken_for_ctrl_c(tmp_path,
+                                                                                capsys):
+    path = tmp_path / "answer.py"
+    path.write_text("def mse_grad(a2, Y):\n    raise KeyboardInterrupt\n", encoding="utf-8")
+    assert main(["exercise", "check", "mse", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "raised KeyboardInterrupt itself" in out and "interrupted" not in out
+
+
+def test_a_real_ctrl_c_still_stops_the_check(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "answer.py"
+    started = tmp_path / "started"
+    path.write_text(f"import pathlib, time\ndef mse_grad(a2, Y):\n"
+                    f"    pathlib.Path({str(started)!r}).touch()\n    time.sleep(30)\n",
+                    encoding="utf-8")
+    child = subprocess.Popen([sys.executable, "-m", "tinygrad_mlp", "exercise", "check", "mse",
+                              str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert child.returncode == 130 and b"interrupted" in err, (out, err)
+
+
+def test_the_untouched_skeleton_gets_a_hint_never_the_answer(tmp_path, capsys):
+    for name in exercises.names():
+        exercise = exercises.get(name)
+        path = tmp_path / f"{name}.py"
+        path.write_text(exercises.skeleton(name), encoding="utf-8")
+        assert main(["exercise", "check", name, str(path)]) == 1
+        out = capsys.readouterr().out
+        assert "not written yet" in out and "Where to start" in out
+        assert exercise.rule not in out, (name, out)
+        for part in exercise.rule.split(", "):            # nor any piece of the rule
+            assert part not in out, (name, part, out)
+

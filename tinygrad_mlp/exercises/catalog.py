@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tinygrad_mlp import optim, reference
-from tinygrad_mlp.exercises.grading import Exercise, Mistake
+from tinygrad_mlp.exercises.grading import Exercise, Mistake, _from_student, same
 from tinygrad_mlp.gradcheck import GradcheckError, gradcheck
 from tinygrad_mlp.tensor import Function, Tensor
 
@@ -23,6 +23,37 @@ Inputs = dict[str, Any]
 
 def _float64(value: Any) -> np.ndarray:
     return np.array(value, dtype=np.float64)
+
+
+def _cast(inputs: Inputs, dtype: Any) -> Inputs:
+    """`inputs` with every array (and every array in a list) in `dtype`; numbers unchanged."""
+    def cast(value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            return value.astype(dtype)
+        return [cast(v) for v in value] if isinstance(value, list) else value
+    return {name: cast(value) for name, value in inputs.items()}
+
+
+def _close32(name: str, got: Any, want: Any) -> None:
+    """`got`, computed from float32 inputs, is float32 and equals `want` to float32 accuracy."""
+    want = np.asarray(want, dtype=np.float64)
+    got = np.asarray(got)
+    if got.dtype.kind == "f" and np.any(~np.isfinite(got) & np.isfinite(want)):
+        raise AssertionError(f"for float32 inputs, {name} holds NaN or inf where the right one "
+                             f"is finite (float32 overflows sooner: e^−Z is inf past Z = −88)")
+    if got.dtype != np.float32:
+        raise AssertionError(f"for float32 inputs, {name} came back {got.dtype}, not float32")
+    scale = float(np.max(np.abs(want))) if want.size else 0.0
+    if got.shape != want.shape or not np.allclose(got, want, rtol=2e-3, atol=2e-4 * scale + 1e-6):
+        raise AssertionError(f"for float32 inputs, {name} is wrong (right in float64: a "
+                             f"cast or a constant that loses float32's precision?)")
+
+
+def _unchanged(name: str, arrays: dict[str, np.ndarray], copies: dict[str, np.ndarray]) -> None:
+    for key, array in arrays.items():
+        if not np.array_equal(array, copies[key], equal_nan=True):
+            raise AssertionError(f"{name} changed {key} in place (like {key} -= … or "
+                                 f"{key} += …); it belongs to the caller")
 
 
 def _rng() -> np.random.Generator:
@@ -38,17 +69,60 @@ def _close(name: str, got: Any, want: np.ndarray) -> None:
                              f"{float(np.max(np.abs(got - want))):.3g})")
 
 
+def _staged(checks: tuple[tuple[str, Callable[[Any, Inputs], None]], ...]
+            ) -> dict[str, Callable[..., Any]]:
+    """judge (every check in order) and stage (the name of the first that fails) from
+    (stage, check) pairs; a check raises AssertionError when the solution is wrong there."""
+    def judge(solution: Any, inputs: Inputs) -> None:
+        for _, check in checks:
+            check(solution, inputs)
+
+    def stage(solution: Any, inputs: Inputs) -> str:
+        for name, check in checks:
+            try:
+                check(solution, inputs)
+            except BaseException as error:
+                if not _from_student(error):
+                    raise
+                return name
+        return checks[-1][0]
+    return dict(judge=judge, stage=stage)
+
+
+def _answer_checks(expects: str, arguments: Callable[[Inputs], dict[str, np.ndarray]],
+                   values_right: Callable[[Callable, Inputs], None],
+                   expected: Callable[[Inputs, str], Any]) -> dict[str, Callable[..., Any]]:
+    """judge and stage for an answer that is a function of arrays: its values (`values_right`,
+    in float64), float32 in → float32 out, and its arguments (`arguments(inputs)`, by name, in
+    the inputs' dtype) not changed in place."""
+    def keeps_float32(solution: Callable, inputs: Inputs) -> None:
+        inputs32 = _cast(inputs, np.float32)
+        _close32(f"{expects}'s result", solution(*arguments(inputs32).values()),
+                 expected(inputs32, "backward"))
+
+    def keeps_arrays(solution: Callable, inputs: Inputs) -> None:
+        given = arguments(_cast(inputs, np.float64))
+        copies = {name: array.copy() for name, array in given.items()}
+        solution(*given.values())
+        _unchanged(expects, given, copies)
+
+    return _staged((("backward", values_right), ("dtype", keeps_float32),
+                    ("invariants", keeps_arrays)))
+
+
 def _gradcheck(what: str, fn: Callable[..., Tensor], *tensors: Tensor) -> None:
+    """tm.gradcheck, entry by entry on small inputs; on large ones (sides up to 16 are drawn)
+    along one random direction per input, which any wrong gradient fails all the same."""
     try:
-        gradcheck(fn, *tensors)
+        gradcheck(fn, *tensors, fast=sum(t.data.size for t in tensors) > 64)
     except GradcheckError:
         raise AssertionError(f"{what} disagrees with finite differences (tm.gradcheck).") from None
 
 
 def _matrices(specs: dict[str, tuple[str, float]]) -> Callable[[], Any]:
     """The hypothesis strategy of inputs named by `specs`: name → (axes, bound), e.g.
-    "W": ("DM", 2) is a D×M array with values in [-2, 2]; each axis letter is one size in 1..3
-    shared by every input that has it."""
+    "W": ("DM", 2) is a D×M array with values in [-2, 2]; each axis letter is one size shared
+    by every input that has it: N (samples) in 1..32, any other in 1..16."""
     def examples() -> Any:
         from hypothesis import strategies as st
 
@@ -59,7 +133,7 @@ def _matrices(specs: dict[str, tuple[str, float]]) -> Callable[[], Any]:
             sizes: dict[str, int] = {}
             for axis in "".join(axes for axes, _ in specs.values()):
                 if axis not in sizes:
-                    sizes[axis] = draw(st.integers(1, 3))
+                    sizes[axis] = draw(st.integers(1, 32 if axis == "N" else 16))
             return {name: draw(arrays(tuple(sizes[a] for a in axes), min_value=-bound,
                                       max_value=bound))
                     for name, (axes, bound) in specs.items()}
@@ -77,51 +151,83 @@ def _matrix_cases(specs: dict[str, tuple[str, float]], sizes: list[dict[str, int
 
 # --- exercises whose answer is a tm.Function: forward given, backward to write ----------------
 
-def _function_exercise(names: tuple[str, ...], forward: Callable[..., np.ndarray]
-                       ) -> dict[str, Callable[..., Any]]:
-    """judge / expected / received / stage for a Function of the inputs `names` (plus the
-    upstream gradient G in the inputs); `forward(*arrays)` is the true forward."""
+def _function_exercise(names: tuple[str, ...], forward: Callable[..., np.ndarray],
+                       right: type[Function]) -> dict[str, Callable[..., Any]]:
+    """judge / received / stage for a Function of the inputs `names` (plus the upstream
+    gradient G in the inputs); `forward(*arrays)` is the true forward, `right` the right
+    Function. Judged: forward, backward (gradcheck, float64), float32 kept, nothing changed in
+    place, two graphs alive at once."""
 
     def arrays(inputs: Inputs) -> list[np.ndarray]:
-        return [_float64(inputs[name]) for name in names]
+        return [np.array(inputs[name]) for name in names]     # a copy, in the inputs' dtype
 
     def forward_is_right(solution: type[Function], inputs: Inputs) -> None:
+        inputs = _cast(inputs, np.float64)
         out = solution.apply(*arrays(inputs))
         _close(f"{solution.__name__}.forward's result", out.data, forward(*arrays(inputs)))
 
     def backward_is_right(solution: type[Function], inputs: Inputs) -> None:
+        inputs = _cast(inputs, np.float64)
         G = _float64(inputs["G"])
         tensors = [Tensor(a, requires_grad=True) for a in arrays(inputs)]
         _gradcheck(f"{solution.__name__}.backward", lambda *t: (solution.apply(*t) * G).sum(),
                    *tensors)
 
-    def judge(solution: type[Function], inputs: Inputs) -> None:
+    def keeps_float32(solution: type[Function], inputs: Inputs) -> None:
+        """forward and the raw backward (before the engine casts anything) keep float32."""
+        inputs32 = _cast(inputs, np.float32)
+        ctx = solution()
+        ctx.needs_input_grad = (True,) * len(names)
+        out = solution.forward(ctx, *[inputs32[name] for name in names])
+        _close32(f"{solution.__name__}.forward's result", out, forward(*arrays(inputs32)))
+        grads = solution.backward(ctx, inputs32["G"])
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        want = received_by(right, inputs32)
+        for name, grad, wanted in zip(names, grads, want if isinstance(want, tuple) else (want,)):
+            if grad is not None:           # (a missing gradient is judged by gradcheck)
+                _close32(f"{solution.__name__}.backward's gradient for {name}", grad, wanted)
+
+    def keeps_arrays(solution: type[Function], inputs: Inputs) -> None:
+        """Nothing changed in place, no gradient sharing memory with another array, and two
+        graphs alive at once do not mix (what backward needs lives in ctx, not a global)."""
         from tinygrad_mlp.testing import assert_backward_invariants
 
-        forward_is_right(solution, inputs)
-        backward_is_right(solution, inputs)
-        try:     # nothing changed in place, no gradient sharing memory with another array
-            assert_backward_invariants(solution.apply, *arrays(inputs))
-        except AssertionError as error:
-            raise AssertionError(f"{solution.__name__}: {error}") from None
-
-    def stage(solution: type[Function], inputs: Inputs) -> str:
-        for stage, right in (("forward", forward_is_right), ("backward", backward_is_right)):
+        for dtype in (np.float64, np.float32):
             try:
-                right(solution, inputs)
-            except Exception:
-                return stage
-        return "invariants"    # the values are right; what it did to its arrays is not
+                assert_backward_invariants(solution.apply, *arrays(_cast(inputs, dtype)))
+            except AssertionError as error:
+                raise AssertionError(f"{solution.__name__}: {error}") from None
+        G = _float64(inputs["G"])
+        first = [Tensor(a, requires_grad=True) for a in arrays(inputs)]
+        second = [Tensor(2 * a + 1, requires_grad=True) for a in arrays(inputs)]
+        out, other = solution.apply(*first), solution.apply(*second)
+        value = out.data.copy()
+        out.backward(G)
+        if not np.array_equal(out.data, value, equal_nan=True):
+            raise AssertionError(f"{solution.__name__}.backward changed forward's result in "
+                                 f"place (like ctx.a *= …)")
+        alone = received_by(solution, inputs)
+        for tensor, wanted in zip(first, alone if isinstance(alone, tuple) else (alone,)):
+            if not same(tensor.grad, wanted):
+                raise AssertionError(f"{solution.__name__}: with two graphs alive, backward of "
+                                     f"the first used values of the second; keep what backward "
+                                     f"needs in ctx (not in a global or on the class)")
+        other.backward(G)
+
+    def received_by(solution: type[Function], inputs: Inputs) -> Any:
+        tensors = [Tensor(a, requires_grad=True) for a in arrays(inputs)]
+        solution.apply(*tensors).backward(np.asarray(inputs["G"], dtype=tensors[0].dtype))
+        grads = tuple(t.grad for t in tensors)
+        return grads[0] if len(grads) == 1 else grads
 
     def received(solution: type[Function], inputs: Inputs, stage: str) -> Any:
         if stage == "forward":
             return solution.apply(*arrays(inputs)).data
-        tensors = [Tensor(a, requires_grad=True) for a in arrays(inputs)]
-        solution.apply(*tensors).backward(_float64(inputs["G"]))
-        grads = tuple(t.grad for t in tensors)
-        return grads[0] if len(grads) == 1 else grads
+        return received_by(solution, _cast(inputs, np.float64))
 
-    return dict(judge=judge, stage=stage, received=received)
+    return dict(received=received, **_staged((
+        ("forward", forward_is_right), ("backward", backward_is_right),
+        ("dtype", keeps_float32), ("invariants", keeps_arrays))))
 
 
 def _variant(base: type[Function], backward: Callable[..., Any]) -> type[Function]:
@@ -149,8 +255,9 @@ def _sigmoid_examples() -> Any:
 
     @st.composite
     def draw(draw: Callable) -> Inputs:
-        shape = draw(shapes(min_dims=1, max_dims=2, max_side=3))
-        return {"Z": draw(arrays(shape, min_value=-6, max_value=6)),
+        shape = draw(shapes(min_dims=1, max_dims=2, max_side=16))
+        bound = draw(st.sampled_from([6.0, 1000.0]))     # large |Z|: e^−Z overflows past 709
+        return {"Z": draw(arrays(shape, min_value=-bound, max_value=bound)),
                 "G": draw(arrays(shape, min_value=-2, max_value=2))}
     return draw()
 
@@ -188,12 +295,15 @@ SIGMOID = Exercise(
 Backpropagation hands this op ∂J/∂a (`grad`) and asks for ∂J/∂Z. By the chain rule that is
 grad times σ'(Z), and the blog writes σ' through the output: σ'(Z) = a(1 − a).
 Write Sigmoid.backward: return ∂J/∂Z, the same shape as Z.""",
-    skeleton=SIGMOID_SKELETON, rule="∂J/∂Z = grad · a(1 − a), with a = σ(Z) kept from forward",
+    skeleton=SIGMOID_SKELETON,
+    nudge=("by the chain rule ∂J/∂Z is grad times σ'(Z); write σ' with what"
+           " forward kept in ctx"),
+    rule="∂J/∂Z = grad · a(1 − a), with a = σ(Z) kept from forward",
     judged_by="tm.gradcheck against finite differences of σ, with a drawn upstream gradient",
     inputs={"Z": "Z (the input)", "G": "grad (∂J/∂a arriving from above)"},
     outputs={"forward": ("a = σ(Z)",), "backward": ("∂J/∂Z",)},
     examples=_sigmoid_examples, diagnostics=_sigmoid_diagnostics, expected=_sigmoid_expected,
-    **_function_exercise(("Z",), reference.sigmoid),
+    **_function_exercise(("Z",), reference.sigmoid, _Sigmoid),
     mistakes=(
         Mistake("grad · a: the (1 − a) factor is missing; σ'(Z) = a(1 − a)",
                 _variant(_Sigmoid, lambda ctx, grad: grad * ctx.a)),
@@ -258,13 +368,16 @@ hands the layer ∂J/∂Z (`grad`, N×M) and asks for one gradient per input, ea
 that input: ∂J/∂X (N×D, passed on to the layer below), ∂J/∂W (D×M, what the optimizer uses)
 and ∂J/∂b (M,). The blog's ∂J/∂W2 = a1ᵀ·δ2 is this layer's ∂J/∂W.
 Write Linear.backward: return grad_X, grad_W, grad_b in that order.""",
-    skeleton=LINEAR_SKELETON, rule="grad_X = grad·Wᵀ, grad_W = Xᵀ·grad, grad_b = Σₙ grad",
+    skeleton=LINEAR_SKELETON,
+    nudge=("each gradient has the shape of its input: find the product of grad"
+           " with X or W that has that shape, and ask how b reaches every row"),
+    rule="grad_X = grad·Wᵀ, grad_W = Xᵀ·grad, grad_b = Σₙ grad",
     judged_by="tm.gradcheck against finite differences of X·W + b, with a drawn upstream "
               "gradient",
     inputs={"X": "X (N×D)", "W": "W (D×M)", "b": "b (M,)", "G": "grad (∂J/∂Z, N×M)"},
     outputs={"forward": ("Z = X·W + b",), "backward": ("∂J/∂X", "∂J/∂W", "∂J/∂b")},
     examples=_matrices(LINEAR_INPUTS), diagnostics=_linear_diagnostics, expected=_linear_expected,
-    **_function_exercise(("X", "W", "b"), lambda X, W, b: X @ W + b),
+    **_function_exercise(("X", "W", "b"), lambda X, W, b: X @ W + b, _Linear),
     mistakes=(
         Mistake("∂J/∂W = gradᵀ·X is transposed: it is M×D, W is D×M; ∂J/∂W = Xᵀ·grad",
                 _variant(_Linear, lambda ctx, grad: (grad @ ctx.W.T, grad.T @ ctx.X,
@@ -320,7 +433,7 @@ def _pair_examples(low: float, high: float, targets: str) -> Callable[[], Any]:
 
         @st.composite
         def draw(draw: Callable) -> Inputs:
-            N, K = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+            N, K = draw(st.integers(1, 32)), draw(st.integers(1, 16))
             values = draw(arrays((N, K), min_value=low, max_value=high))
             if targets == "one-hot":
                 classes = draw(hnp.arrays(np.int64, N, elements=st.integers(0, K - 1)))
@@ -336,8 +449,16 @@ def _mse_judge(solution: Callable, inputs: Inputs) -> None:
                Tensor(a2, requires_grad=True))
 
 
+def _mse_arguments(inputs: Inputs) -> dict[str, np.ndarray]:
+    return {"a2": np.array(inputs["a2"]), "Y": np.array(inputs["Y"])}
+
+
 def _mse_received(solution: Callable, inputs: Inputs, stage: str) -> np.ndarray:
-    return np.asarray(solution(_float64(inputs["a2"]), _float64(inputs["Y"])))
+    return np.asarray(solution(*_mse_arguments(_cast(inputs, np.float64)).values()))
+
+
+def _mse_expected(inputs: Inputs, stage: str) -> np.ndarray:
+    return (_float64(inputs["a2"]) - inputs["Y"]) / len(inputs["a2"])
 
 
 def _mse_diagnostics() -> list[Inputs]:
@@ -359,13 +480,16 @@ MSE = Exercise(
 the N samples (rows). The backward walk starts here: the first gradient it hands on is
 ∂J/∂a2, an N×K array like a2. (The blog drops the 1/N; tm.nn.MSELoss and this exercise keep it:
 J is a mean.) Write mse_grad(a2, Y): return ∂J/∂a2.""",
-    skeleton=MSE_SKELETON, rule="∂J/∂a2 = (a2 − Y)/N for J = 1/(2N) Σ(a2 − Y)²",
+    skeleton=MSE_SKELETON,
+    nudge=("differentiate one term (a2 − Y)² by a2, then keep the constant in front"
+           " of the sum"),
+    rule="∂J/∂a2 = (a2 − Y)/N for J = 1/(2N) Σ(a2 − Y)²",
     judged_by="tm.gradcheck against finite differences of J = 1/(2N) Σ(a2 − Y)²",
     inputs={"a2": "a2 (the prediction, N×K)", "Y": "Y (the targets, N×K)"},
     outputs={"backward": ("∂J/∂a2",)},
     examples=_pair_examples(0, 1, "values"), diagnostics=_mse_diagnostics,
-    expected=lambda inputs, stage: (_float64(inputs["a2"]) - inputs["Y"]) / len(inputs["a2"]),
-    judge=_mse_judge, received=_mse_received,
+    expected=_mse_expected, received=_mse_received,
+    **_answer_checks("mse_grad", _mse_arguments, _mse_judge, _mse_expected),
     mistakes=(
         Mistake("a missing 1/N: J averages over the N samples, so ∂J/∂a2 = (a2 − Y)/N (the "
                 "blog's a2 − Y is for the sum-form cost ½ Σ(a2 − Y)²)",
@@ -405,8 +529,14 @@ def _delta2_judge(solution: Callable, inputs: Inputs) -> None:
                Tensor(Z2, requires_grad=True))
 
 
+def _delta2_arguments(inputs: Inputs) -> dict[str, np.ndarray]:
+    dtype = inputs["Z2"].dtype
+    return {"a2": reference.softmax(_float64(inputs["Z2"])).astype(dtype),
+            "Y": np.array(inputs["Y"], dtype=dtype)}
+
+
 def _delta2_received(solution: Callable, inputs: Inputs, stage: str) -> np.ndarray:
-    return np.asarray(solution(reference.softmax(_float64(inputs["Z2"])), _float64(inputs["Y"])))
+    return np.asarray(solution(*_delta2_arguments(_cast(inputs, np.float64)).values()))
 
 
 def _delta2_diagnostics() -> list[Inputs]:
@@ -434,12 +564,15 @@ J = −1/N Σₙ Σₖ Y log a2 (Y one-hot), the blog remarks that the result is
 its sigmoid output. Work it out: chain ∂J/∂a2 through the softmax's Jacobian and see what
 cancels. Write delta2(a2, Y): return δ2 = ∂J/∂Z2 (N×K), for this mean-form J.""",
     skeleton=DELTA2_SKELETON,
+    nudge=("write ∂J/∂a2 first, then chain it through the softmax's Jacobian"
+           " ∂a2/∂Z2, one row at a time; most terms cancel"),
     rule="∂J/∂Z2 = (a2 − Y)/N for softmax + cross-entropy, J = −1/N Σ Y log a2",
     judged_by="tm.gradcheck against finite differences of J = −1/N Σ Y log softmax(Z2)",
     inputs={"Z2": "Z2 (the logits, N×K; a2 = softmax(Z2))", "Y": "Y (one-hot targets, N×K)"},
     outputs={"backward": ("δ2 = ∂J/∂Z2",)},
     examples=_pair_examples(-5, 5, "one-hot"), diagnostics=_delta2_diagnostics,
-    expected=_delta2_expected, judge=_delta2_judge, received=_delta2_received,
+    expected=_delta2_expected, received=_delta2_received,
+    **_answer_checks("delta2", _delta2_arguments, _delta2_judge, _delta2_expected),
     mistakes=(
         Mistake("a missing 1/N: a2 − Y is the blog's δ2, for the cost summed over the samples; "
                 "J here is the mean, so δ2 = (a2 − Y)/N",
@@ -478,9 +611,14 @@ def _delta1_judge(solution: Callable, inputs: Inputs) -> None:
                                     * G).sum(), Tensor(_float64(inputs["Z1"]), requires_grad=True))
 
 
+def _delta1_arguments(inputs: Inputs) -> dict[str, np.ndarray]:
+    dtype = inputs["Z1"].dtype
+    return {"delta2": np.array(inputs["G"]), "W2": np.array(inputs["W2"]),
+            "a1": reference.sigmoid(_float64(inputs["Z1"])).astype(dtype)}
+
+
 def _delta1_received(solution: Callable, inputs: Inputs, stage: str) -> np.ndarray:
-    return np.asarray(solution(_float64(inputs["G"]), _float64(inputs["W2"]),
-                               reference.sigmoid(_float64(inputs["Z1"]))))
+    return np.asarray(solution(*_delta1_arguments(_cast(inputs, np.float64)).values()))
 
 
 def _delta1_diagnostics() -> list[Inputs]:
@@ -505,12 +643,16 @@ DELTA1 = Exercise(
 chain goes back through Z2 = a1·W2 and a1 = σ(Z1) to δ1 = ∂J/∂Z1, which gives ∂J/∂W1 = Xᵀ·δ1.
 Shapes: δ2 is N×K, W2 is M×K, a1 and δ1 are N×M. Write delta1(delta2, W2, a1): return δ1.
 (Whatever δ2 is, with or without the 1/N, δ1 follows from it the same way.)""",
-    skeleton=DELTA1_SKELETON, rule="δ1 = (δ2·W2ᵀ) · a1(1 − a1), elementwise ·",
+    skeleton=DELTA1_SKELETON,
+    nudge=("go back through Z2 = a1·W2 first (which product of δ2 and W2 is N×M?),"
+           " then through a1 = σ(Z1)"),
+    rule="δ1 = (δ2·W2ᵀ) · a1(1 − a1), elementwise ·",
     judged_by="tm.gradcheck against finite differences of Z2 = σ(Z1)·W2, with a drawn δ2",
     inputs={"Z1": "Z1 (N×M; a1 = σ(Z1))", "W2": "W2 (M×K)", "G": "δ2 (∂J/∂Z2, N×K)"},
     outputs={"backward": ("δ1 = ∂J/∂Z1",)},
     examples=_matrices(DELTA1_INPUTS), diagnostics=_delta1_diagnostics, expected=_delta1_expected,
-    judge=_delta1_judge, received=_delta1_received,
+    received=_delta1_received,
+    **_answer_checks("delta1", _delta1_arguments, _delta1_judge, _delta1_expected),
     mistakes=(
         Mistake("δ2·W2 without the transpose: δ2 is N×K and W2 is M×K, so the product that "
                 "fits is δ2·W2ᵀ (N×K)·(K×M)",
@@ -538,7 +680,7 @@ def _momentum_examples() -> Any:
 
     @st.composite
     def draw(draw: Callable) -> Inputs:
-        shape = draw(shapes(min_dims=1, max_dims=2, max_side=3))
+        shape = draw(shapes(min_dims=1, max_dims=2, max_side=16))
         steps = draw(st.integers(1, 4))
         return {"W": draw(arrays(shape, min_value=-2, max_value=2)),
                 "grads": [draw(arrays(shape, min_value=-2, max_value=2)) for _ in range(steps)],
@@ -559,15 +701,25 @@ def _sgd(inputs: Inputs) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def _yours(solution: Callable, inputs: Inputs) -> list[tuple[np.ndarray, np.ndarray]]:
-    W = _float64(inputs["W"])
+    """(W, buf) after each step of the student's update, in the inputs' dtype; grad must come
+    back unchanged (it is the parameter's .grad, the caller's; W and buf may be updated in
+    place, as an optimizer does)."""
+    W = np.array(inputs["W"])
     buf = np.zeros_like(W)
     states = []
     for grad in inputs["grads"]:
-        result = solution(W.copy(), _float64(grad), buf.copy(), inputs["lr"], inputs["momentum"])
+        grad = np.array(grad)
+        kept = grad.copy()
+        result = solution(W.copy(), grad, buf.copy(), inputs["lr"], inputs["momentum"])
         if not isinstance(result, tuple) or len(result) != 2:
             raise AssertionError(f"sgd_momentum_step must return a pair (W, buf), got "
                                  f"{type(result).__name__}")
-        W, buf = _answer("W", result[0], W.shape), _answer("buf", result[1], W.shape)
+        _unchanged("sgd_momentum_step", {"grad": grad}, {"grad": kept})
+        W, buf = (np.asarray(result[0]), np.asarray(result[1]))
+        for name, array in (("W", W), ("buf", buf)):
+            if array.shape != grad.shape:
+                raise AssertionError(f"sgd_momentum_step returned {name} of shape "
+                                     f"{array.shape}, expected {grad.shape}")
         states.append((W, buf))
     return states
 
@@ -577,6 +729,21 @@ def _momentum_judge(solution: Callable, inputs: Inputs) -> None:
                                                             _sgd(inputs)), start=1):
         _close(f"W after step {step} (tm.optim.SGD's)", W, W_sgd)
         _close(f"buf after step {step} (tm.optim.SGD's)", buf, buf_sgd)
+
+
+def _momentum_values(solution: Callable, inputs: Inputs) -> None:
+    """Right values in float64, however the arrays were treated."""
+    _momentum_judge(lambda W, grad, buf, lr, m: solution(W, grad.copy(), buf, lr, m),
+                    _cast(inputs, np.float64))
+
+
+def _momentum_float32(solution: Callable, inputs: Inputs) -> None:
+    inputs32 = _cast(inputs, np.float32)
+    for step, ((W, buf), (W_sgd, buf_sgd)) in enumerate(zip(
+            _yours(lambda W, grad, buf, lr, m: solution(W, grad.copy(), buf, lr, m), inputs32),
+            _sgd(inputs32)), start=1):
+        _close32(f"W after step {step}", W, W_sgd)
+        _close32(f"buf after step {step}", buf, buf_sgd)
 
 
 MOMENTUM_SKELETON = '''
@@ -593,19 +760,24 @@ direction of the previous steps: a buffer buf (zeros before the first step) accu
 momentum times its old value plus the new gradient, and W steps by the learning rate times
 the buffer. This is PyTorch's formula and tm.optim.SGD(params, lr, momentum)'s.
 Write sgd_momentum_step(W, grad, buf, lr, momentum): return the new (W, buf).""",
-    skeleton=MOMENTUM_SKELETON, rule="buf ← momentum·buf + grad, then W ← W − lr·buf",
+    skeleton=MOMENTUM_SKELETON,
+    nudge=("first update the buffer from its old value and the new gradient, then"
+           " step W along it, against the gradient"),
+    rule="buf ← momentum·buf + grad, then W ← W − lr·buf",
     judged_by="tm.optim.SGD(lr, momentum) over several steps",
     inputs={"W": "W (before the first step)", "grads": "grad at each step",
             "lr": "lr", "momentum": "momentum"},
     outputs={"update": ("W after the last step", "buf after the last step")},
-    stage=lambda solution, inputs: "update",
     examples=_momentum_examples,
     diagnostics=lambda: [{"W": w, "grads": list(g), "lr": 0.3, "momentum": 0.7}
                          for w, g in [(_rng().standard_normal((2, 3)),
                                        _rng().standard_normal((3, 2, 3)) + 0.5)]],
     expected=lambda inputs, stage: _sgd(inputs)[-1],
-    received=lambda solution, inputs, stage: _yours(solution, inputs)[-1],
-    judge=_momentum_judge,
+    received=lambda solution, inputs, stage: _yours(
+        lambda W, grad, buf, lr, m: solution(W, grad.copy(), buf, lr, m),
+        _cast(inputs, np.float64))[-1],
+    **_staged((("update", _momentum_values), ("dtype", _momentum_float32),
+               ("invariants", lambda solution, inputs: _yours(solution, inputs)))),
     mistakes=(
         Mistake("a sign: gradient descent steps against the gradient, W ← W − lr·buf",
                 lambda W, grad, buf, lr, m: (W + lr * (m * buf + grad), m * buf + grad)),

@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib.util
 import linecache
 import os
+import signal
+import threading
 import traceback
 import warnings
 from dataclasses import dataclass
@@ -21,11 +23,21 @@ import numpy as np
 
 from tinygrad_mlp.tensor import Function
 
-INVARIANTS_HINT = ("the values are right, but backward changed an array it was handed (or "
-                   "returned one that shares memory with another): the engine may still need "
-                   "them, so compute new arrays (grad * a, not grad *= a)")
+INVARIANTS_HINT = ("the values are right, but your code changed an array it was handed or kept "
+                   "(grad *= a, a2 -= Y, ctx.a *= …), returned one that shares memory with "
+                   "another, or kept what backward needs outside ctx: the caller and the engine "
+                   "may still need those arrays, so compute new ones (grad * a, not grad *= a)")
+DTYPE_HINT = ("the values are right in float64, but not for float32 inputs: keep the inputs' "
+              "dtype (no .astype(np.float64), np.float64(…) or float64 arrays of constants); "
+              "models train in float32")
 INSTALL_HINT = ("exercise check needs hypothesis, part of the test extra: "
                 "pip install -e '.[test]' (from a checkout) or pip install hypothesis")
+
+
+QUIET_STAGES = {"invariants": INVARIANTS_HINT, "dtype": DTYPE_HINT}
+OVERFLOW_HINT = ("a form that overflows for large inputs (e^−Z at Z = −800 in float64, −88 in "
+                 "float32, is inf): rewrite it with quantities that stay finite (forward's "
+                 "result, say)")
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,8 @@ class Exercise:
     is_function_class: bool      # a tm.Function subclass (True) or a plain function (False)
     task: str
     skeleton: str
-    rule: str                    # the right answer in one line, for hints
+    rule: str                    # the right answer in one line, for hints on wrong answers
+    nudge: str                   # where to start, for an untouched skeleton: never the answer
     examples: Callable[[], Any]
     diagnostics: Callable[[], list[dict[str, Any]]]
     judge: Callable[[Any, dict[str, Any]], None]
@@ -96,13 +109,16 @@ def load_solution(path: str | os.PathLike, exercise: Exercise) -> Any:
         raise SolutionError(f"{path}: not a Python file that can be imported")
     module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
+        with _watching_ctrl_c():
+            spec.loader.exec_module(module)
     except SyntaxError as error:      # (a NUL byte has no line: Python reports lineno None)
         where = f" line {error.lineno}" if error.lineno is not None else ""
         raise SolutionError(f"{path}{where}: syntax error: {error.msg}") from None
-    except Exception as error:   # the student's module-level code failed
-        raise SolutionError(f"{path}{_where(error, path)}: importing it raised "
-                            f"{type(error).__name__}: {error}") from None
+    except BaseException as error:   # the student's module-level code failed
+        if not _from_student(error):
+            raise
+        raise SolutionError(f"{path}{_where(error, path)}: importing it "
+                            f"{_Raised(error).what()}") from None
     solution = getattr(module, exercise.expects, None)
     kind = "a tm.Function subclass" if exercise.is_function_class else "a function"
     if solution is None:
@@ -116,9 +132,43 @@ def load_solution(path: str | os.PathLike, exercise: Exercise) -> Any:
     return solution
 
 
+_ctrl_c = [False]   # set by the SIGINT handler while a check runs: the user pressed Ctrl-C
+
+
+class _watching_ctrl_c:
+    """While grading, tell the user's Ctrl-C (a SIGINT) from a KeyboardInterrupt the student's
+    code raises itself: only the first stops the check."""
+
+    def __enter__(self) -> None:
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            def interrupted(signum: int, frame: Any) -> None:
+                _ctrl_c[0] = True
+                raise KeyboardInterrupt
+            _ctrl_c[0] = False
+            self._previous = signal.signal(signal.SIGINT, interrupted)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _from_student(error: BaseException) -> bool:
+    """Is `error` the student's code failing (to grade), rather than the user stopping us?
+    sys.exit() and a KeyboardInterrupt the code raised itself are the student's."""
+    if isinstance(error, KeyboardInterrupt):
+        return not _ctrl_c[0]
+    return isinstance(error, (Exception, SystemExit))
+
+
 def check(exercise: Exercise, solution: Any, max_examples: int = 100) -> Feedback:
     """Grade `solution`: try up to `max_examples` hypothesis-drawn inputs (deterministically);
     on a failure, shrink to the smallest failing input and explain it."""
+    with _watching_ctrl_c():
+        return _check(exercise, solution, max_examples)
+
+
+def _check(exercise: Exercise, solution: Any, max_examples: int) -> Feedback:
     try:
         from hypothesis import HealthCheck, find, settings
         from hypothesis.errors import NoSuchExample
@@ -127,7 +177,7 @@ def check(exercise: Exercise, solution: Any, max_examples: int = 100) -> Feedbac
     with _quiet():   # a skeleton still raising NotImplementedError needs no search
         probe = _attempt(exercise.received, solution, exercise.diagnostics()[0], "backward")
     if isinstance(probe, _Raised) and isinstance(probe.error, NotImplementedError):
-        hint = _generic_hint(exercise, [probe], [None], "backward")
+        hint = _not_written_yet(exercise)
         return Feedback(exercise.name, False, 1, f"exercise {exercise.name}: NOT YET. {hint}",
                         hint=hint)
     tried = 0
@@ -149,9 +199,9 @@ def check(exercise: Exercise, solution: Any, max_examples: int = 100) -> Feedbac
         stage = exercise.stage(solution, example)
         expected = _attempt(exercise.expected, example, stage)
         received = _attempt(exercise.received, solution, example, stage)
-        hint = _diagnose(exercise, solution, stage) if stage != "invariants" else ""
-    if stage == "invariants":
-        hint = INVARIANTS_HINT
+        hint = _diagnose(exercise, solution, stage) if stage not in QUIET_STAGES else ""
+    if stage in QUIET_STAGES:                # right values: nothing to show side by side
+        hint = OVERFLOW_HINT if "NaN or inf" in reason else QUIET_STAGES[stage]
         message = f"exercise {exercise.name}: NOT YET. {reason}\nhint: {hint}"
     else:
         message = _failed_message(exercise, tried, example, stage, reason, expected, received,
@@ -167,14 +217,25 @@ class _Raised:
     def __init__(self, error: BaseException) -> None:
         self.error = error
 
+    def what(self) -> str:
+        """'raised ValueError: …', 'called sys.exit(0)' (a solution must return, not exit)."""
+        if isinstance(self.error, SystemExit):
+            return (f"called sys.exit({self.error.code!r}): a solution returns its answer, it "
+                    f"does not end the program")
+        if isinstance(self.error, KeyboardInterrupt):
+            return "raised KeyboardInterrupt itself (no Ctrl-C was pressed)"
+        return f"raised {type(self.error).__name__}: {self.error}"
+
     def __str__(self) -> str:
-        return f"raised {type(self.error).__name__}: {self.error}{_where(self.error)}"
+        return f"{self.what()}{_where(self.error)}"
 
 
 def _attempt(function: Callable[..., Any], *args: Any) -> Any:
     try:
         return function(*args)
-    except Exception as error:
+    except BaseException as error:
+        if not _from_student(error):
+            raise
         return _Raised(error)
 
 
@@ -185,8 +246,10 @@ def _verdict(exercise: Exercise, solution: Any, inputs: dict[str, Any]) -> str |
             exercise.judge(solution, inputs)
     except AssertionError as error:
         return str(error).split("\n")[0]
-    except Exception as error:
-        return f"your code raised {type(error).__name__}: {error}{_where(error)}"
+    except BaseException as error:
+        if not _from_student(error):
+            raise
+        return f"your code {_Raised(error)}"
     return None
 
 
@@ -268,12 +331,13 @@ def _generic_hint(exercise: Exercise, answers: list[Any], expected: list[Any], s
     raised = next((a for a in answers if isinstance(a, _Raised)), None)
     if raised is not None:
         if isinstance(raised.error, NotImplementedError):
-            where = exercise.expects + (".backward" if exercise.is_function_class else "")
-            return (f"not written yet: replace the `raise NotImplementedError` in {where} "
-                    f"with your code ({exercise.rule})")
+            return _not_written_yet(exercise)
         return f"your code {raised}; the rule: {exercise.rule}"
     flat_answers = [np.asarray(x, dtype=np.float64) for x in _flatten(answers)]
     flat_expected = [np.asarray(x, dtype=np.float64) for x in _flatten(expected)]
+    if any(got.shape == want.shape and np.any(~np.isfinite(got) & np.isfinite(want))
+           for got, want in zip(flat_answers, flat_expected)):
+        return f"your result is NaN or inf where the right one is finite: {OVERFLOW_HINT}"
     for got, want in zip(flat_answers, flat_expected):
         if got.shape != want.shape:
             turned = " (transposed?)" if got.shape == want.shape[::-1] else ""
@@ -287,6 +351,13 @@ def _generic_hint(exercise: Exercise, answers: list[Any], expected: list[Any], s
     if stage == "forward":
         return f"the forward value is wrong: forward computes {exercise.outputs['forward'][0]}"
     return f"compare your formula with the rule, entry by entry: {exercise.rule}"
+
+
+def _not_written_yet(exercise: Exercise) -> str:
+    """The hint for an untouched skeleton: where to start, never the answer."""
+    where = exercise.expects + (".backward" if exercise.is_function_class else "")
+    return (f"not written yet: replace the `raise NotImplementedError` in {where} with your "
+            f"code. Where to start: {exercise.nudge}")
 
 
 def _flatten(answers: list[Any]) -> list[Any]:
