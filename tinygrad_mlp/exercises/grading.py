@@ -140,8 +140,8 @@ class _watching_ctrl_c:
     code raises itself: only the first stops the check."""
 
     def __enter__(self) -> None:
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():
+        self._installed = threading.current_thread() is threading.main_thread()
+        if self._installed:            # (signal handlers can only be set there)
             def interrupted(signum: int, frame: Any) -> None:
                 _ctrl_c[0] = True
                 raise KeyboardInterrupt
@@ -149,8 +149,9 @@ class _watching_ctrl_c:
             self._previous = signal.signal(signal.SIGINT, interrupted)
 
     def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        if self._installed:            # None: a handler set outside Python; put Python's back
+            signal.signal(signal.SIGINT, self._previous if self._previous is not None
+                          else signal.default_int_handler)
 
 
 def _from_student(error: BaseException) -> bool:
