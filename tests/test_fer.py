@@ -382,10 +382,3 @@ def test_the_crop_is_the_box_read_as_x_then_y():
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     reference = cv2.resize(gray[y:y + h, x:x + w], (48, 48), interpolation=cv2.INTER_AREA)
     np.testing.assert_array_equal(fer.face_pixels(image, box), reference / np.float32(255))
-
-
-def test_the_untrusted_inputs_guide_prints_what_it_shows(tmp_path, monkeypatch, capsys):
-    """docs/guides/untrusted-inputs.md: its code runs and prints the outputs its comments show."""
-    from guides import check_guide
-
-    check_guide("untrusted-inputs.md", tmp_path, monkeypatch, capsys)
