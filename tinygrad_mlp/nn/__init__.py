@@ -21,6 +21,7 @@ from tinygrad_mlp.nn.losses import (BCELoss, CrossEntropyLoss, HuberLoss, L1Loss
 from tinygrad_mlp.nn.module import HookHandle, IncompatibleKeys, Module
 from tinygrad_mlp.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from tinygrad_mlp.nn.registry import register
+from tinygrad_mlp.nn.shape import Permute, Reshape
 from tinygrad_mlp.nn.summary import summary
 
 __all__ = ["Module", "IncompatibleKeys", "HookHandle", "Linear", "Identity", "Flatten", "Dropout",
@@ -29,4 +30,5 @@ __all__ = ["Module", "IncompatibleKeys", "HookHandle", "Linear", "Identity", "Fl
            "AdaptiveMaxPool2d", "ZeroPad2d", "BatchNorm1d", "BatchNorm2d",
            "LayerNorm", "Sequential", "ModuleList", "ModuleDict", "MSELoss", "BCELoss",
            "CrossEntropyLoss", "L1Loss", "HuberLoss", "NLLLoss", "init", "utils", "summary",
-           "register", "Input", "Model", "Add", "Multiply", "Concatenate", "Rescaling"]
+           "register", "Input", "Model", "Add", "Multiply", "Concatenate", "Rescaling",
+           "Reshape", "Permute"]
