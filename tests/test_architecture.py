@@ -20,8 +20,8 @@ from tinygrad_mlp.tensor import Tensor
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tinygrad_mlp"
 
 LAYERS = ["_checks", "_files", "tensor", "ops", "nn", "optim", "data", "datasets", "train",
-          "reference", "gradcheck", "io", "testing", "exercises", "viz", "blog", "export", "fer",
-          "cli"]
+          "reference", "gradcheck", "io", "testing", "exercises", "viz", "blog", "interop",
+          "export", "fer", "cli"]
 ALLOWED = {("tensor", "ops")}   # tensor.py gives Tensor its methods from ops, at its very end
 FACADE = "tinygrad_mlp"         # the package's __init__: it re-exports every layer
 ATTRIBUTE_CALLS = {"getattr", "setattr", "hasattr", "delattr", "__setattr__", "__getattribute__"}

@@ -27,12 +27,16 @@ __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "s
            "concatenate", "where", "maximum", "minimum", "ops", "nn", "optim",
            "data", "datasets", "reference", "gradcheck", "GradcheckError", "viz", "blog", "save",
            "load", "save_model", "load_model", "export", "fer", "fit", "evaluate", "predict",
-           "History", "Callback", "EarlyStopping", "LearningRateScheduler", "TrainStep"]
+           "History", "Callback", "EarlyStopping", "LearningRateScheduler", "TrainStep",
+           "from_keras"]
 
-_LAZY_MODULES = ("testing", "exercises")   # testing imports hypothesis (the `test` extra)
+_LAZY_MODULES = ("testing", "exercises", "interop")   # testing imports hypothesis (the `test` extra)
 
 
 def __getattr__(name: str):
+    if name == "from_keras":              # interop imports h5py only when a file is read, but
+        from tinygrad_mlp.interop import from_keras   # `import tinygrad_mlp` stays lean
+        return from_keras
     if name in _LAZY_MODULES:
         import importlib
         return importlib.import_module(f"tinygrad_mlp.{name}")
