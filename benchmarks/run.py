@@ -80,7 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "workloads get up to 4x that within a few seconds")
     parser.add_argument("--only", default="",
                         help="workloads to run, e.g. W1,W3; S is the scaling study (time per "
-                             "sample against batch size); default all")
+                             "sample against batch size), V the face video's fps; default all")
     parser.add_argument("--impl", default="",
                         help="implementations, e.g. numpy,tinygrad,torch (default all; "
                              f"names: {', '.join(IMPLEMENTATIONS)}; tinygrad means both)")
@@ -110,11 +110,12 @@ def select_workloads(only: str, quick: bool) -> tuple[list[Workload], list[Workl
     if not only:
         return list(suite.values()), scaling.workloads(quick)
     keys = [k.strip().upper() for k in only.split(",") if k.strip()]
-    unknown = [k for k in keys if k not in suite and k != "S"]
+    unknown = [k for k in keys if k not in suite and k not in ("S", "V")]
     if unknown:
         raise SystemExit(f"--only: unknown workload(s) {', '.join(unknown)}; "
-                         f"expected some of {', '.join(suite)}, S")
-    return [suite[k] for k in keys if k != "S"], scaling.workloads(quick) if "S" in keys else []
+                         f"expected some of {', '.join(suite)}, S, V")
+    return ([suite[k] for k in keys if k not in ("S", "V")],
+            scaling.workloads(quick) if "S" in keys else [])
 
 
 def select_impls(spec: str) -> list[str]:
@@ -463,13 +464,31 @@ def write_json(path: str, info: dict[str, str], command: str, clock: str, wls: l
                                      "times": results[wl.key]["times"],
                                      "status": results[wl.key]["status"]} for wl in wls},
               "table": {"header": HEADER, "rows": body}, "memory": memory,
-              "scaling": scaling_text, "notes": notes}
+              "scaling": scaling_text, "video": results.get("V"), "notes": notes}
     with open(path, "w", encoding="utf-8") as f:
         json.dump(report, f, indent=1, ensure_ascii=False)
         f.write("\n")
 
 
 # --- main ----------------------------------------------------------------------------------------
+
+def run_video(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
+    """V: the face pipeline's fps (benchmarks/video.py), or why it did not run."""
+    from benchmarks import video
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        return {"status": "not installed: opencv-python-headless (the video extra)"}
+    try:
+        result = video.measure(rounds=2 if args.quick else 7,
+                               frames=8 if args.quick else video.FRAMES, clock=args.clock,
+                               threads=args.threads)
+    except Exception as error:
+        log(f"ERROR V: {_error(error)}")
+        return {"status": _error(error)}
+    log(video.describe(result))
+    return result
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -553,6 +572,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{wl.key} once")
         mem_tables.append(markdown_table(header, memory_rows(mem)))
     mem_text = "\n\n".join(mem_tables) or None
+    keys = {k.strip().upper() for k in args.only.split(",")}
+    if not args.only or "V" in keys:
+        results["V"] = run_video(args, log)
     if args.json:
         write_json(args.json, info, command.strip(), args.clock, wls, results, body,
                    mem_tables, scaling_text, notes)

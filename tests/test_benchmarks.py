@@ -86,3 +86,16 @@ def test_scaling_study_reports_time_per_sample_for_each_batch_size(tmp_path, cap
     assert [line.split()[2] for line in rows] == ["1", "16", "full"]
     assert all("(1.00×)" in line and line.count("×") == 2 for line in rows)
     assert figure.stat().st_size > 10_000
+
+
+def test_the_face_video_benchmark_writes_its_fps_to_the_json_output(tmp_path, capsys):
+    import json
+
+    import pytest
+    pytest.importorskip("cv2", reason="the video extra (OpenCV) runs the face pipeline")
+    out = tmp_path / "bench.json"
+    assert run.main(["--quick", "--only", "V", "--json", str(out), "--no-memory"]) == 0
+    result = json.loads(out.read_text())["video"]
+    assert result["frame_size"] == [640, 480] and result["frames"] == 8
+    assert result["fps_median"] > 0 and result["ms_detect"] < result["ms_per_frame"]
+    assert "V real-time faces, pretrained mini-Xception: " in capsys.readouterr().out

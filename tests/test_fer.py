@@ -3,6 +3,7 @@ portrait, vendored as a crop in tests/data), a generated video of it moving and 
 FER2013 path from a generated CSV to a cnn model file to `tinygrad-mlp fer`, and its errors."""
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -13,9 +14,9 @@ from tinygrad_mlp.cli import main
 
 cv2 = pytest.importorskip("cv2", reason="the video extra (OpenCV) is not installed")
 
-PHOTO = os.path.join(os.path.dirname(__file__), "data", "astronaut_face.jpg")
-# The face in the crop, marked by hand (x, y, w, h): hairline to chin, ear to ear.
-FACE = (62, 60, 108, 122)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # plain `pytest`
+# the photo (tests/data), its face's box and the generated video's frames: the benchmark's own
+from benchmarks.video import FACE, PHOTO, frames_of_the_astronaut  # noqa: E402
 
 
 def iou(a, b):
@@ -23,21 +24,6 @@ def iou(a, b):
     w = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
     h = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
     return w * h / (a[2] * a[3] + b[2] * b[3] - w * h)
-
-
-def frames_of_the_astronaut(count=48, size=(640, 480)):
-    """Frames with the photo moving across a gray background and growing from 0.8× to 1.3×,
-    each with the face's true box."""
-    photo = cv2.imread(PHOTO)
-    for i in range(count):
-        t = i / (count - 1)
-        scale = 0.8 + 0.5 * t
-        side = round(photo.shape[0] * scale)
-        x, y = round(20 + t * (size[0] - side - 40)), round(10 + (1 - t) * (size[1] - side - 20))
-        frame = np.full((size[1], size[0], 3), 120, np.uint8)
-        frame[y:y + side, x:x + side] = cv2.resize(photo, (side, side))
-        yield frame, tuple(round(v) for v in (x + FACE[0] * scale, y + FACE[1] * scale,
-                                              FACE[2] * scale, FACE[3] * scale))
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +111,7 @@ def test_train_cnn_on_fer2013_csv_then_fer_on_image_and_video(fer_model, astrona
     out = str(tmp_path / "annotated.png")
     assert main(["fer", "--model", fer_model, "--image", PHOTO, "--out", out]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("face 1 at x=") and "wrote" in printed
+    assert printed.startswith(f"model: {fer_model}\nface 1 at x=") and "wrote" in printed
     assert any(emotion in printed for emotion in fer.EMOTIONS)
     assert cv2.imread(out).shape == cv2.imread(PHOTO).shape
     video = str(tmp_path / "annotated.mp4")
@@ -381,4 +367,5 @@ def test_the_crop_is_the_box_read_as_x_then_y():
     x, y, w, h = box
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     reference = cv2.resize(gray[y:y + h, x:x + w], (48, 48), interpolation=cv2.INTER_AREA)
-    np.testing.assert_array_equal(fer.face_pixels(image, box), reference / np.float32(255))
+    np.testing.assert_array_equal(fer.face_pixels(image, box, margin=0),
+                                  reference / np.float32(255))

