@@ -171,6 +171,19 @@ def test_the_imported_model_fine_tunes_and_round_trips_through_a_model_file(tmp_
     np.testing.assert_array_equal(tm.predict(again, faces), tm.predict(model, faces))
 
 
+def test_the_pretrained_model_exports_to_onnx(tmp_path):
+    """The imported network (depthwise, separable, BatchNorm, residual adds, global pooling)
+    as ONNX: onnxruntime agrees with tm.predict within 1e-5."""
+    onnxruntime = pytest.importorskip("onnxruntime", reason="runs the exported file")
+    faces = lfw_faces(8)
+    model = fer.pretrained()
+    path = str(tmp_path / "fer.onnx")
+    tm.export.to_onnx(model, path)
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    [exported] = session.run(None, {session.get_inputs()[0].name: faces})
+    np.testing.assert_allclose(exported, tm.predict(model, faces), atol=1e-5, rtol=0)
+
+
 def test_the_fine_tuning_example_runs_on_a_folder_of_faces(tmp_path, capsys):
     """examples/finetune_fer.py on photos in Happy/ and Surprise/: the loss on them falls and
     the saved model loads."""
