@@ -32,6 +32,16 @@ def render(report: dict) -> str:
     parts += [x for m in report.get("memory") or [] for x in ("", m)]
     if report.get("scaling"):
         parts += ["", report["scaling"]]
+    video = report.get("video") or {}
+    if "fps_median" in video:
+        parts += ["", f"**V** {video['title']}: **{video['fps_median']:.1f} frames per second** "
+                      f"(median; best {video['fps_best']:.1f}) at {video['frame_size'][0]}×"
+                      f"{video['frame_size'][1]}, detection included, one thread: "
+                      f"{video['ms_per_frame']:.1f} ms a frame, {video['ms_detect']:.1f} of it "
+                      f"detecting; {video['frames']} frames × {video['rounds']} rounds, "
+                      f"{video['clock']} clock."]
+    elif video:
+        parts += ["", f"**V** (face video): {video.get('status', 'not measured')}"]
     if report.get("notes"):
         parts += [""] + [f"- {note}" for note in report["notes"]]
     return "\n".join(parts) + "\n"
