@@ -16,13 +16,11 @@ accuracy of each seed and the median:
 
 from __future__ import annotations
 
-import argparse
-
-import numpy as np
-
 import tinygrad_mlp as tm
 from tinygrad_mlp import nn, optim
 from tinygrad_mlp.optim import lr_scheduler
+
+from seeds import compare      # examples/seeds.py: the table both comparisons print
 
 NETWORKS = ("plain", "plain-60", "relu", "regularised")
 
@@ -55,15 +53,7 @@ def held_out_accuracy(kind: str, seed: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
-    args = parser.parse_args()
-    print(f"{'network':12} " + " ".join(f"{'seed ' + str(s):>8}" for s in range(args.seeds))
-          + "  median")
-    for kind in NETWORKS:
-        accuracies = [held_out_accuracy(kind, seed) for seed in range(args.seeds)]
-        print(f"{kind:12} " + " ".join(f"{a:8.4f}" for a in accuracies)
-              + f"  {np.median(accuracies):.4f}", flush=True)
+    compare(__doc__.splitlines()[0], NETWORKS, held_out_accuracy)
 
 
 if __name__ == "__main__":

@@ -364,3 +364,46 @@ def test_register_refuses_taken_names_and_non_modules():
     assert registry.lookup("tests.Configured") is Configured
     assert registry.registered_name(Block) == "Block"
     assert registry.registered_name(Unregistered) is None
+
+
+# --- functional models: the graph in the file ------------------------------------------------------
+
+def saved_graph(tmp_path):
+    """A saved nn.Model: input -> linear -> tanh -> add([tanh, input]) -> linear_1."""
+    x = nn.Input((3,))
+    h = nn.Tanh()(nn.Linear(3, 3)(x))
+    tm.save_model(nn.Model(x, nn.Linear(3, 1)(nn.Add()([h, x]))), tmp_path / "graph.npz")
+    return tmp_path / "graph.npz"
+
+
+def node(architecture, name):
+    nodes = [entry["dict"] for entry in architecture["model"]["config"]["nodes"]]
+    return next(entry for entry in nodes if entry["name"] == name)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda a: node(a, "tanh").update(inputs=["nowhere"]),
+     r"node 'tanh' takes 'nowhere', which is no input or node"),
+    (lambda a: node(a, "linear").update(inputs=["add"]),
+     r"it has a cycle through node '(linear|tanh|add)' \((linear|tanh|add) -> .* -> "),
+    (lambda a: node(a, "add").update(inputs=["tanh"]),
+     r"node 'add' feeds its layer \(Add\) 1 input, but it takes at least 2"),
+    (lambda a: node(a, "linear_1").update(inputs=["add", "input"]),
+     r"node 'linear_1' feeds its layer \(Linear\) 2 inputs, but it takes 1"),
+    (lambda a: node(a, "add").update(list=False),
+     r"node 'add' feeds its layer \(Add\) separate inputs, but a merge layer takes one list"),
+    (lambda a: a["model"]["config"].update(outputs="nothing"),
+     r"the output 'nothing' is no input or node"),
+])
+def test_a_bad_graph_in_a_model_file_is_an_error_naming_the_node_before_building(
+        tmp_path, monkeypatch, edit, message):
+    path = saved_graph(tmp_path)
+    rewrite_architecture(path, edit)
+
+    def built(*args, **kwargs):
+        raise AssertionError("a layer was built before the graph was checked")
+
+    monkeypatch.setattr(nn.Linear, "__init__", built)
+    with pytest.raises(ValueError, match=r"load_model: .*graph.npz.*the model's graph is "
+                                         r"invalid: " + message):
+        tm.load_model(path)

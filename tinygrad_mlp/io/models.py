@@ -38,7 +38,8 @@ import numpy as np
 
 from tinygrad_mlp.io.arrays import (MODEL_KEY, _arrays_to_save, _read_arrays, _write_npz,
                                     write_atomically)
-from tinygrad_mlp.nn import Module
+from tinygrad_mlp.nn import Model, Module
+from tinygrad_mlp.nn.model import check_graph
 from tinygrad_mlp.nn.registry import is_builtin, lookup, registered_name
 from tinygrad_mlp.tensor import get_default_dtype, get_generator, using_config
 
@@ -351,6 +352,8 @@ class _Plan:
             raise self.fail(f"{where}: a second module entry with id {number} or path "
                             f"{_short(path)}; each module is saved once")
         self.paths.add(path)
+        if issubclass(cls, Model):
+            self.check_graph(where, name, config)
         state = self.check_declared_state(cls, name, path, config)
         if getattr(cls, "shares_config_modules", False):
             children = list({child.number: child for child in children}.values())
@@ -359,6 +362,21 @@ class _Plan:
         self.check_size(where, names, keys)
         self.entries[number] = _Entry(number, cls, name, path, config, training, names, keys)
         return _Ref(number)
+
+    def check_graph(self, where: str, name: str, config: dict[str, Any]) -> None:
+        """An nn.Model's graph (`nn.model.check_graph`: the names it takes exist, no cycle, each
+        layer fed as many inputs as it takes), read from its entries' classes and configs."""
+        def layer_of(layer: Any) -> tuple[type, Any]:
+            if isinstance(layer, _Ref):
+                entry = self.entries[layer.number]
+                return entry.cls, entry.config
+            return type(layer), layer
+
+        try:
+            check_graph(config, layer_of)
+        except ValueError as error:
+            raise self.fail(f"{where} ({_short(name)}): {_short(error, str, _LISTED)}; nothing "
+                            f"was built") from None
 
     def value(self, value: Any, depth: int, children: list[_Ref]) -> Any:
         """One argument, parsed: modules become placeholders (also listed in `children`)."""

@@ -11,9 +11,10 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from tinygrad_mlp.nn.layers import Linear
 from tinygrad_mlp.nn.module import Module
+from tinygrad_mlp.nn.verbs import KerasVerbs
 
 
-class Sequential(Module):
+class Sequential(Module, KerasVerbs):
     """Layers applied in order; children are named "0", "1", … (state_dict keys "0.weight", …).
 
         model = Sequential(Linear(64, 32), Sigmoid(), Linear(32, 10), Softmax())

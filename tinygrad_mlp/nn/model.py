@@ -27,6 +27,7 @@ import numpy as np
 from tinygrad_mlp._checks import fail, is_int
 from tinygrad_mlp.nn.merge import _Merge
 from tinygrad_mlp.nn.module import Module
+from tinygrad_mlp.nn.verbs import KerasVerbs
 from tinygrad_mlp.nn.placeholder import Node, Placeholder
 from tinygrad_mlp.tensor import Tensor, get_default_dtype, no_grad
 
@@ -145,7 +146,7 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
-class Model(Module):
+class Model(Module, KerasVerbs):
     """A Module that runs the graph recorded from `inputs` to `outputs` (placeholders).
 
         model = nn.Model(inputs=[image, extra], outputs=out)
@@ -369,7 +370,7 @@ def _lookup(placeholders: dict[str, Any], ref: str, where: str) -> Placeholder:
     return value
 
 
-# --- checking a graph read from a file, before anything is built -----------------------------------
+# --- checking a graph read from a file, before anything is built ---------------------------------
 
 def check_graph(config: Mapping[str, Any], layer_of: Callable[[Any], tuple[type, Any]]
                 ) -> list[str]:
@@ -416,6 +417,8 @@ def check_graph(config: Mapping[str, Any], layer_of: Callable[[Any], tuple[type,
             if source(ref) not in names:
                 raise bad(f"node {entry['name']!r} takes {ref!r}, which is no input or node")
         cls, layer = layer_of(entry["layer"])
+        if not issubclass(cls, Module):
+            raise bad(f"node {entry['name']!r} has no layer (a {cls.__name__})")
         if issubclass(cls, _Merge) and not entry["list"]:
             raise bad(f"node {entry['name']!r} feeds its layer ({cls.__name__}) separate "
                       f"inputs, but a merge layer takes one list")

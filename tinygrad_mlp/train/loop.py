@@ -50,11 +50,12 @@ import numpy as np
 
 from tinygrad_mlp._checks import choice, non_negative_int
 from tinygrad_mlp.data import batches, num_batches
-from tinygrad_mlp.tensor import Tensor, increment_version, no_grad
+from tinygrad_mlp.tensor import increment_version, no_grad
 from tinygrad_mlp.train.callbacks import Callback, CallbackList, History, Progress
-from tinygrad_mlp.train.prepare import (as_rows, check_before_training, check_callables,
-                                        check_optimizer, class_labels, eval_mode, in_mode,
-                                        loss_targets, parameter_dtype, prepare, replayable,
+from tinygrad_mlp.train.prepare import (Inputs, as_inputs, call_model, check_before_training,
+                                        check_callables, check_optimizer, class_labels,
+                                        eval_mode, in_mode, loss_targets, parameter_dtype,
+                                        prepare, replayable,
                                         training_and_validation)
 from tinygrad_mlp.train.replay import TrainStep
 
@@ -68,6 +69,8 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
         replay: bool | None = None, augment: Any = None) -> History:
     """Train `model` on X (N, ...) and Y (N, ...) for `epochs` passes; returns a `History`.
 
+    For a model with several inputs X is a tuple of arrays, one per input, each with N rows
+    (checked against an nn.Model's inputs before any update); batches slice them alike.
     `batch_size` k mini-batches (32 unless told, as Keras), None full-batch gradient descent,
     1 per-sample SGD; each step is a `TrainStep` (replayed when model and loss are
     `replayable`, or `replay=True`). Every module ends in the train/eval mode it had.
@@ -103,7 +106,7 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
                 started, total, track_accuracy = time.perf_counter(), 0.0, None
                 next_report = bar.begin_epoch(epoch)         # the first step to redraw after
                 for batch, index in enumerate(batches(N, batch_size, shuffle)):
-                    Xb = X[index] if augment is None else augment(X[index])
+                    Xb = X[index] if augment is None else _augmented(augment, X[index])
                     value = step(Xb, Y_loss[index])          # forward, loss, backward, update
                     if not isfinite(value):                  # (the step skipped the update)
                         weights.loss_diverged(epoch, batch, value)
@@ -133,6 +136,13 @@ def fit(model: Any, X: Any, Y: Any, loss: Any, optimizer: Any, epochs: int = 10,
             bar.close()
         callbacks.on_train_end(history)
     return history
+
+
+def _augmented(augment: Any, X: Any) -> Any:
+    """augment(batch X); with several inputs augment takes and returns a tuple of arrays."""
+    if isinstance(X, Inputs):
+        return Inputs(augment(X.arrays))
+    return augment(X)
 
 
 class _LastFiniteWeights:
@@ -181,13 +191,13 @@ def evaluate(model: Any, X: Any, Y: Any, loss: Any, batch_size: int | None = Non
     it does in `fit`) and the graph is dropped at once; nothing is updated. The model is in
     eval mode meanwhile and goes back to its previous mode after.
     """
-    X, Y = prepare(X, Y, parameter_dtype(model), what="evaluate")
+    X, Y = prepare(X, Y, parameter_dtype(model), what="evaluate", model=model)
     N = len(X)
     labels = class_labels(Y)
     total, correct, track_accuracy = 0.0, 0, False
     with eval_mode(model), np.errstate(all="ignore"):
         for index in batches(N, batch_size, shuffle=False):
-            pred = model(Tensor(X[index]))
+            pred = call_model(model, X[index], wrap=True)
             total += loss(pred, Y[index]).item() * len(pred.data)
             track_accuracy = labels is not None and pred.data.ndim == 2 \
                 and pred.data.shape[1] > 1
@@ -201,15 +211,21 @@ def evaluate(model: Any, X: Any, Y: Any, loss: Any, batch_size: int | None = Non
 
 def predict(model: Any, X: Any, batch_size: int | None = None) -> np.ndarray:
     """The model's output on X as an ndarray, computed under `no_grad` (nothing recorded).
+    X is a tuple of arrays for a model with several inputs; several outputs give a tuple.
 
     X is cast to the model's parameter dtype; with `batch_size` the rows go through in chunks
     (less memory) and the outputs are concatenated.
     """
-    X = as_rows("X", X)
+    X = as_inputs(model, X)
     if len(X) == 0:
-        raise ValueError(f"X has 0 samples (shape {X.shape})")
-    X = X.astype(parameter_dtype(model), copy=False)
+        raise ValueError("X has 0 samples")
+    dtype = parameter_dtype(model)
+    X = Inputs([x.astype(dtype, copy=False) for x in X.arrays]) if isinstance(X, Inputs) \
+        else X.astype(dtype, copy=False)
     with eval_mode(model), no_grad():
-        outputs = [model(Tensor(X[index])).data
+        outputs = [call_model(model, X[index], wrap=True)
                    for index in batches(len(X), batch_size, shuffle=False)]
-    return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+    if isinstance(outputs[0], (tuple, list)):            # several outputs: a tuple of arrays
+        return tuple(np.concatenate([out[k].data for out in outputs])
+                     for k in range(len(outputs[0])))
+    return outputs[0].data if len(outputs) == 1 else np.concatenate([o.data for o in outputs])

@@ -19,7 +19,7 @@ from tinygrad_mlp.tensor import Tensor, get_default_dtype, no_grad
 
 __all__ = ["parameter_dtype", "as_rows", "prepare", "check_finite", "class_labels", "loss_targets",
            "replayable", "check_callables", "training_and_validation",
-           "check_before_training"]
+           "check_before_training", "Inputs", "inputs_of", "as_inputs", "call_model"]
 
 
 def parameter_dtype(model: Any) -> np.dtype:
@@ -39,6 +39,72 @@ def as_rows(name: str, data: Any) -> np.ndarray:
     return array
 
 
+class Inputs:
+    """A model's several input arrays as one X: `len(X)` is the number of rows and `X[index]`
+    slices every array alike, so batching, shuffling and validation splits treat them as one."""
+
+    __slots__ = ("arrays",)
+
+    def __init__(self, arrays: Any) -> None:
+        self.arrays = tuple(arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays[0])
+
+    def __getitem__(self, index: Any) -> Inputs:
+        return Inputs([array[index] for array in self.arrays])
+
+
+def call_model(model: Any, X: Any, wrap: bool = False) -> Any:
+    """`model(X)`, or `model(X1, X2, ...)` for Inputs; `wrap` hands it Tensors."""
+    arrays = X.arrays if isinstance(X, Inputs) else (X,)
+    return model(*[Tensor(array) for array in arrays] if wrap else arrays)
+
+
+def _input_shapes(model: Any) -> list[tuple[int, ...]] | None:
+    """The sample shape of each input of an nn.Model (None for other modules)."""
+    shape = getattr(model, "input_shape", None)
+    if shape is None or not isinstance(model, Module):
+        return None
+    return list(shape) if isinstance(shape, list) else [tuple(shape)]
+
+
+def as_inputs(model: Any, X: Any, name: str = "X") -> np.ndarray | Inputs:
+    """X as the model takes it: one array, or Inputs for several (a tuple of arrays, or a list
+    when the model has several inputs), checked against an nn.Model's inputs (their number and
+    sample shapes) and for one number of rows, before any weight changes."""
+    expected = _input_shapes(model)
+    X = X.arrays if isinstance(X, Inputs) else X
+    several = isinstance(X, tuple) or (isinstance(X, list) and expected is not None
+                                       and len(expected) > 1)
+    names = list(getattr(model, "input_names", []))
+    if not several:
+        arrays = [as_rows(name, X)]
+        if expected is not None and len(expected) > 1:
+            raise ValueError(f"{name}: the model takes {len(expected)} inputs {names}; pass a "
+                             f"tuple of {len(expected)} arrays, one per input")
+    else:
+        arrays = [as_rows(f"{name}[{i}]", x) for i, x in enumerate(X)]
+        if not arrays or (expected is not None and len(arrays) != len(expected)):
+            raise ValueError(f"{name} is a tuple of {len(arrays)} arrays but the model takes "
+                             f"{len(expected) if expected else 'at least 1'} input(s) {names}")
+        for i, array in enumerate(arrays[1:], 1):
+            if len(array) != len(arrays[0]):
+                raise ValueError(f"{name}[{i}] has {len(array)} samples but {name}[0] has "
+                                 f"{len(arrays[0])}; every input needs one row per sample")
+    for i, (array, shape) in enumerate(zip(arrays, expected or [])):
+        if array.shape[1:] != shape:
+            which = f"{name}[{i}]" if several else name
+            raise ValueError(f"{which} has samples of shape {array.shape[1:]} (shape "
+                             f"{array.shape}), but the model's input {names[i]!r} takes "
+                             f"samples of shape {shape}")
+    return Inputs(arrays) if several else arrays[0]
+
+
+def _arrays(X: np.ndarray | Inputs) -> tuple[np.ndarray, ...]:
+    return X.arrays if isinstance(X, Inputs) else (X,)
+
+
 def check_finite(name: str, array: np.ndarray, original: np.ndarray) -> None:
     """`array` (`original` cast to the model's dtype) holds no NaN or inf, else a ValueError
     naming the first one, in the data as given, or saying that the cast overflowed."""
@@ -56,23 +122,27 @@ def check_finite(name: str, array: np.ndarray, original: np.ndarray) -> None:
                      + (f", position {first[1:]}" if len(first) > 1 else ""))
 
 
-def prepare(X: Any, Y: Any, dtype: np.dtype, what: str = "training"
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """X and Y as arrays, cast once: X and float Y to `dtype`, 1-D integer labels kept as ints."""
+def prepare(X: Any, Y: Any, dtype: np.dtype, what: str = "training", model: Any = None
+             ) -> tuple[np.ndarray | Inputs, np.ndarray]:
+    """X and Y as arrays, cast once: X and float Y to `dtype`, 1-D integer labels kept as ints.
+    X may be several inputs (`as_inputs`, checked against `model`'s inputs)."""
     names = ("X", "Y") if what == "training" else (f"{what} X", f"{what} Y")
-    X, Y = as_rows(names[0], X), as_rows(names[1], Y)
+    X, Y = as_inputs(model, X, names[0]), as_rows(names[1], Y)
+    shape = " and ".join(str(x.shape) for x in _arrays(X))
     if len(X) == 0:
-        raise ValueError(f"{names[0]} has 0 samples (shape {X.shape}): nothing to learn from"
-                         if what == "training" else f"{names[0]} has 0 samples (shape {X.shape})")
+        raise ValueError(f"{names[0]} has 0 samples (shape {shape}): nothing to learn from"
+                         if what == "training" else f"{names[0]} has 0 samples (shape {shape})")
     if len(X) != len(Y):
         raise ValueError(f"{names[0]} has {len(X)} samples but {names[1]} has {len(Y)} "
-                         f"(shapes {X.shape} and {Y.shape}); they need one row per sample")
+                         f"(shapes {shape} and {Y.shape}); they need one row per sample")
     with np.errstate(over="ignore", invalid="ignore"):   # overflow is reported below
-        X_cast = X.astype(dtype, copy=False)
+        X_cast = [x.astype(dtype, copy=False) for x in _arrays(X)]
         Y_cast = Y if Y.ndim == 1 and Y.dtype.kind in "iu" else Y.astype(dtype, copy=False)
-    check_finite(names[0], X_cast, X)
+    several = isinstance(X, Inputs)
+    for i, (x_cast, x) in enumerate(zip(X_cast, _arrays(X))):
+        check_finite(f"{names[0]}[{i}]" if several else names[0], x_cast, x)
     check_finite(names[1], Y_cast, Y)
-    return X_cast, Y_cast
+    return (Inputs(X_cast) if several else X_cast[0]), Y_cast
 
 
 def class_labels(Y: np.ndarray) -> np.ndarray | None:
@@ -89,9 +159,9 @@ def loss_targets(model: Any, loss: Any, X: np.ndarray, Y: np.ndarray,
     if not (isinstance(loss, CrossEntropyLoss) and labels is Y):
         return Y
     with eval_mode(model), no_grad():      # K from one row, in eval mode: in training mode
-        K = np.shape(model(X[:1]))[-1]      # BatchNorm would count it, Dropout draw a mask
-    try:
-        return one_hot(Y, K, dtype=X.dtype)
+        K = np.shape(call_model(model, X[:1]))[-1]   # BatchNorm would count it, Dropout draw
+    try:                                              # a mask
+        return one_hot(Y, K, dtype=_arrays(X)[0].dtype)
     except ValueError as error:
         raise ValueError(f"Y does not fit the model's {K} outputs: {error}") from None
 
@@ -139,7 +209,10 @@ def check_before_training(model: Any, loss: Any, X: np.ndarray, Y: np.ndarray,
             raise ValueError(f"fit: {type(callback).__name__} monitors {monitor!r}, but there is "
                              f"no validation data; pass validation_data or validation_split")
     with eval_mode(model), no_grad(), np.errstate(all="ignore"):
-        first = model(X[:1])
+        first = call_model(model, X[:1])
+        if isinstance(first, (tuple, list)):
+            raise ValueError(f"fit: the model gives {len(first)} outputs; fit, evaluate and "
+                             f"the losses take a model with one output")
         first = first.data if isinstance(first, Tensor) else np.asarray(first)
         J = loss(Tensor(np.broadcast_to(first, (len(X),) + first.shape[1:])), Y)
     if np.size(J.data if isinstance(J, Tensor) else J) != 1:
@@ -186,19 +259,21 @@ def training_and_validation(model: Any, X: Any, Y: Any, batch_size: Any,
                              validation_data: Any, validation_split: Any) -> tuple[Any, ...]:
     """Checked and cast X, Y, X_val, Y_val (the last two None without validation)."""
     dtype = parameter_dtype(model)
-    X, Y = prepare(X, Y, dtype)
+    X, Y = prepare(X, Y, dtype, model=model)
     num_batches(len(X), batch_size)          # raises on a bad batch_size
     if validation_data is not None and validation_split:
         raise ValueError("fit: give validation_data or validation_split, not both")
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data must be a pair (X_val, Y_val)")
-        X_val, Y_val = prepare(*validation_data, dtype, what="validation")
-        if X_val.shape[1:] != X.shape[1:]:
-            raise ValueError(f"validation X has rows of shape {X_val.shape[1:]} but X has "
-                             f"rows of shape {X.shape[1:]}")
+        X_val, Y_val = prepare(*validation_data, dtype, what="validation", model=model)
+        rows, rows_val = ([x.shape[1:] for x in _arrays(data)] for data in (X, X_val))
+        if rows_val != rows:
+            raise ValueError(f"validation X has rows of shape "
+                             f"{', '.join(map(str, rows_val))} but X has rows of shape "
+                             f"{', '.join(map(str, rows))}")
         return X, Y, X_val, Y_val
-    if validation_split:
-        X, X_val, Y, Y_val = split_validation(X, Y, validation_split)
-        return X, Y, X_val, Y_val
+    if validation_split:           # (split as indices, so several inputs split alike)
+        train, val, Y, Y_val = split_validation(np.arange(len(X)), Y, validation_split)
+        return X[train], Y, X[val], Y_val
     return X, Y, None, None

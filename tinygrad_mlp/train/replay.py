@@ -33,7 +33,7 @@ import numpy as np
 from tinygrad_mlp._checks import choice
 from tinygrad_mlp.tensor import (Tensor, TapeEntry, backpropagate, get_generator, is_recording,
                                  record_tape, topological_order)
-from tinygrad_mlp.train.prepare import replayable
+from tinygrad_mlp.train.prepare import Inputs, replayable
 
 
 class _Program:
@@ -45,8 +45,8 @@ class _Program:
     `a2=`) is overwritten in place instead, so that everything that captured it sees the new values.
     """
 
-    def __init__(self, tape: list[TapeEntry], output: Tensor, loss: Tensor, X: np.ndarray,
-                 Y: np.ndarray, order: list[Tensor]) -> None:
+    def __init__(self, tape: list[TapeEntry], output: Tensor, loss: Tensor,
+                 X: list[np.ndarray], Y: np.ndarray, order: list[Tensor]) -> None:
         self.output, self.loss = output, loss
         self.order = [node for node in order if node.creator is not None]   # the op nodes
         self.checked = False       # until its first replay agrees with an eager forward
@@ -66,7 +66,7 @@ class _Program:
             shared = id(array) in seen_elsewhere and array.flags.writeable
             return array, holders.get(id(array), []), shared
 
-        self.X, self.Y = slot(X), slot(Y)
+        self.X, self.Y = [slot(x) for x in X], slot(Y)
         self.steps = []            # (Function, its ctx, inputs, options, output's slot) per op
         for ctx, parents, options, result in tape:
             # The recorded ctx stays the output's creator; the eager backward emptied it, so it
@@ -81,6 +81,7 @@ class _Program:
 
 class TrainStep:
     """`step(X, Y) -> loss value`: zero_grad, forward, loss, backward and the update in one call.
+    For a model with several inputs X is a tuple of arrays, `model(*X)`.
 
     Equivalent to the eager loop
 
@@ -105,10 +106,13 @@ class TrainStep:
         self._programs: dict[tuple, _Program] = {}
         self.output: np.ndarray | None = None
 
-    def __call__(self, X: np.ndarray, Y: np.ndarray) -> float:
+    def __call__(self, X: Any, Y: np.ndarray) -> float:
+        X = (list(X.arrays) if isinstance(X, Inputs) else list(X)
+             if isinstance(X, (tuple, list)) else [X])    # several inputs: one array each
         if not self.replay:
             return self._eager(X, Y)
-        key = (X.shape, X.dtype, Y.shape, Y.dtype, getattr(self.model, "training", None))
+        key = (tuple((x.shape, x.dtype) for x in X), Y.shape, Y.dtype,
+               getattr(self.model, "training", None))
         program = self._programs.get(key)
         if program is not None:
             return self._replay(program, X, Y)
@@ -116,8 +120,8 @@ class TrainStep:
             return self._eager(X, Y)
         return self._record(key, X, Y)
 
-    def _eager(self, X: np.ndarray, Y: np.ndarray) -> float:
-        output = self.model(X)
+    def _eager(self, X: list[np.ndarray], Y: np.ndarray) -> float:
+        output = self.model(*X)
         self.output = output.data
         J = self.loss(output, Y)
         return self._finish(J, lambda: J.backward())
@@ -133,26 +137,28 @@ class TrainStep:
             self.optimizer.step()
         return value
 
-    def _record(self, key: tuple, X: np.ndarray, Y: np.ndarray) -> float:
-        X_buffer, Y_buffer = np.array(X), np.array(Y)
+    def _record(self, key: tuple, X: list[np.ndarray], Y: np.ndarray) -> float:
+        X_buffers, Y_buffer = [np.array(x) for x in X], np.array(Y)
         with record_tape() as tape:
-            output = self.model(X_buffer)
+            output = self.model(*X_buffers)
             J = self.loss(output, Y_buffer)
         self.output = output.data
-        replayable = J.requires_grad and _reads(tape, X_buffer) and _reads(tape, Y_buffer)
+        replayable = J.requires_grad and _reads(tape, Y_buffer) and all(
+            _reads(tape, buffer) for buffer in X_buffers)
         order = topological_order(J) if replayable else []
         value = self._finish(J, lambda: J.backward())
         if replayable:          # (built after the eager backward, which frees the graph's ctxs)
-            self._programs[key] = _Program(tape, output, J, X_buffer, Y_buffer, order)
+            self._programs[key] = _Program(tape, output, J, X_buffers, Y_buffer, order)
         else:                   # the batch was converted in Python: this step can't be replayed
             self.replay = False
         return value
 
-    def _replay(self, program: _Program, X: np.ndarray, Y: np.ndarray) -> float:
+    def _replay(self, program: _Program, X: list[np.ndarray], Y: np.ndarray) -> float:
         checking = not program.checked
         if checking:
             before = _SideState(self.model)
-        _renew(program.X, X)
+        for slot, x in zip(program.X, X):
+            _renew(slot, x)
         _renew(program.Y, Y)
         for cls, ctx, parents, options, output in program.steps:
             _renew(output, cls.forward(ctx, *[p.data for p in parents], **options))
@@ -162,7 +168,7 @@ class TrainStep:
             program.checked = True
             after = _SideState(self.model)
             before.restore()
-            agrees = _same(J.item(), self.loss(self.model(X), Y).item(), J.dtype)
+            agrees = _same(J.item(), self.loss(self.model(*X), Y).item(), J.dtype)
             if not agrees:
                 before.restore()
                 self.replay = False
