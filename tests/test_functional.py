@@ -380,3 +380,23 @@ def test_the_issues_two_input_residual_model_trains_saves_and_summarises(tmp_pat
                 "adaptive_avg_pool2d (AdaptiveAvgPool2d)", "concatenate (Concatenate)"]:
         assert row in text
     assert "(None, 8, 4, 4)" in text and f"Total params: {model.num_parameters():,}" in text
+
+
+def test_the_issues_two_input_residual_model_exports_like_predict(tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="runs the exported ONNX file")
+    torch = pytest.importorskip("torch", reason="runs the exported torch module")
+    pytest.importorskip("onnx", reason="writes the ONNX file")
+    X1, X2, y = two_input_data(16)
+    X1 = np.pad(X1, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    model = issue_model()
+    tm.fit(model, (X1, X2), y, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), 0.02),
+           epochs=2, progress=False)                      # BatchNorm statistics of its own
+    expected = tm.predict(model, (X1, X2))
+    tm.export.to_onnx(model, tmp_path / "issue17.onnx")
+    session = ort.InferenceSession(str(tmp_path / "issue17.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"X1": X1, "X2": X2})[0], expected, atol=1e-5)
+    twin = tm.export.to_torch(model).eval()
+    with torch.no_grad():
+        out = twin(torch.from_numpy(X1), torch.from_numpy(X2)).numpy()
+    np.testing.assert_allclose(out, expected, atol=1e-5)
