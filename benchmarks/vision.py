@@ -1,5 +1,5 @@
 """W8 (vision inference) and W9 (vision training): the FER mini-Xception, tinygrad_mlp against
-PyTorch (and onnxruntime on tm's ONNX export, when it exports), one thread, same weights.
+PyTorch and onnxruntime (on tm.export.to_onnx of the same model), one thread, same weights.
 
     python -m benchmarks.vision [--rounds 11] [--clock cpu] [--threads 1]
 
@@ -139,6 +139,32 @@ def build_torch(model):
     return twin
 
 
+def onnx_session(model, X, threads: int):
+    """onnxruntime on tm.export.to_onnx(model), checked against the model, or None (said why)."""
+    import tempfile
+
+    import numpy as np
+
+    import tinygrad_mlp as tm
+    try:
+        import onnxruntime
+        with tempfile.TemporaryDirectory() as directory:
+            path = f"{directory}/mini_xception.onnx"
+            tm.export.to_onnx(model.eval(), path, input_shape=(1, 64, 64))
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = options.inter_op_num_threads = threads
+            session = onnxruntime.InferenceSession(path, options,
+                                                   providers=["CPUExecutionProvider"])
+    except Exception as error:                       # noqa: BLE001 (a benchmark goes on)
+        print(f"onnxruntime: not run ({type(error).__name__}: {error})")
+        return None
+    with tm.no_grad():
+        expected = model(X).data
+    got = session.run(None, {session.get_inputs()[0].name: X})[0]
+    print(f"guard: onnxruntime on to_onnx agrees within {np.abs(got - expected).max():.1e}")
+    return session
+
+
 def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -162,6 +188,7 @@ def main(argv=None) -> int:
         ours, theirs = model(faces[64]).data, twin(torch.tensor(faces[64])).numpy()
     print(f"guard: tm and torch agree within {np.abs(ours - theirs).max():.1e} (batch 64, eval)")
 
+    session = onnx_session(model, faces[64], args.threads) if "W8" in args.only else None
     engines = {}
     if "W8" in args.only:
         for n in (1, 64):
@@ -173,6 +200,9 @@ def main(argv=None) -> int:
                 with torch.no_grad():
                     twin(torch.from_numpy(faces[n]))
             engines[f"W8 batch {n}"] = {"tinygrad_mlp": tm_infer, "torch": torch_infer}
+            if session is not None:
+                engines[f"W8 batch {n}"]["onnxruntime"] = (
+                    lambda n=n: session.run(None, {session.get_inputs()[0].name: faces[n]}))
     if "W9" in args.only:
         opt = tm.optim.Adam(model.parameters(), lr=1e-3)
         loss_fn = nn.CrossEntropyLoss()
