@@ -5,7 +5,8 @@ Three rules, checked on every module of tinygrad_mlp/ with `ast` (imports inside
 count too):
 1. no import of a layer below (tensor.py importing ops at its end is the one exception);
 2. no underscore name taken from another layer's module (siblings in one package may share);
-3. only tensor.py reads or writes a Tensor's private attributes (`_ctx`, `_retain_grad`, …).
+3. only the engine (tensor.py and tensor_methods.py, one layer in two files) reads or writes
+   a Tensor's private attributes (`_ctx`, `_retain_grad`, …).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from tinygrad_mlp.tensor import Tensor
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tinygrad_mlp"
 
-LAYERS = ["_checks", "_files", "tensor", "ops", "nn", "optim", "data", "datasets", "train",
-          "reference", "gradcheck", "io", "testing", "exercises", "viz", "blog", "interop",
-          "export", "fer", "cli"]
+LAYERS = ["_checks", "_files", "backend", "config", "tensor", "ops", "nn", "optim", "data",
+          "datasets", "train", "reference", "gradcheck", "io", "testing", "exercises", "viz",
+          "blog", "interop", "export", "fer", "cli"]
 ALLOWED = {("tensor", "ops")}   # tensor.py gives Tensor its methods from ops, at its very end
 FACADE = "tinygrad_mlp"         # the package's __init__: it re-exports every layer
+SAME_LAYER = {"tensor_methods": "tensor"}   # Tensor's operator methods: the engine's second file
 ATTRIBUTE_CALLS = {"getattr", "setattr", "hasattr", "delattr", "__setattr__", "__getattribute__"}
 
 
@@ -35,9 +37,11 @@ def tensor_private_names() -> set[str]:
 
 
 def layer_of_file(path: pathlib.Path) -> str:
-    """`tinygrad_mlp/nn/losses.py` → "nn"; `tinygrad_mlp/tensor.py` → "tensor"."""
+    """`tinygrad_mlp/nn/losses.py` → "nn"; `tinygrad_mlp/tensor_methods.py` → "tensor"."""
     parts = path.relative_to(PACKAGE).with_suffix("").parts
-    return "cli" if parts == ("__main__",) else (FACADE if parts == ("__init__",) else parts[0])
+    if parts in (("__main__",), ("__init__",)):
+        return "cli" if parts == ("__main__",) else FACADE
+    return SAME_LAYER.get(parts[0], parts[0])
 
 
 def is_module(dotted: str) -> bool:
@@ -74,7 +78,7 @@ def imports(tree: ast.AST, package: str) -> list[tuple[int, str, list[str]]]:
 
 def import_layer(dotted: str) -> str:
     parts = dotted.split(".")
-    return FACADE if len(parts) == 1 else parts[1]
+    return FACADE if len(parts) == 1 else SAME_LAYER.get(parts[1], parts[1])
 
 
 def is_private(name: str) -> bool:

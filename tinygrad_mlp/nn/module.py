@@ -14,7 +14,8 @@ import numpy as np
 
 from tinygrad_mlp.nn.placeholder import is_symbolic
 from tinygrad_mlp.nn.registry import register_builtin
-from tinygrad_mlp.tensor import Tensor, as_array, increment_version
+from tinygrad_mlp.backend import float_array
+from tinygrad_mlp.tensor import Tensor, increment_version
 
 
 class IncompatibleKeys(NamedTuple):
@@ -31,7 +32,7 @@ def cast_input(X: Any, dtype: np.dtype) -> Any:
         return X
     if isinstance(X, Tensor):
         return X if X.data.dtype == dtype else X.astype(dtype)
-    return as_array(X, dtype)
+    return float_array(X, dtype, dtype)
 
 
 class Module:
