@@ -711,6 +711,33 @@ COVERED |= {"Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
             "AdaptiveMaxPool2d"}                 # gradchecked in test_image.py
 
 
+def _loss_case(name):
+    """(the loss Function applied to a prediction, that prediction) on a 4×3 batch."""
+    rng = np.random.default_rng(0)
+    P = rng.uniform(0.1, 0.9, (4, 3))
+    Y = np.eye(3)[[0, 2, 1, 2]]
+    Z = rng.normal(size=(4, 3))
+    return {"MSE": (lambda p: ops.MSE.apply(p, Y), Z),
+            "L1": (lambda p: ops.L1.apply(p, Y), Z),
+            "Huber": (lambda p: ops.Huber.apply(p, Y, delta=0.5), Z),
+            "BCE": (lambda p: ops.BCE.apply(p, Y), P),
+            "BCEWithLogits": (lambda z: ops.BCEWithLogits.apply(z, Y, a2=1 / (1 + np.exp(-Z))), Z),
+            "SoftmaxCrossEntropy": (lambda z: ops.SoftmaxCrossEntropy.apply(z, Y), Z),
+            "CrossEntropy": (lambda p: ops.CrossEntropy.apply(p, Y), P),
+            "NLL": (lambda p: ops.NLL.apply(p, Y), Z)}[name]
+
+
+LOSS_FUNCTIONS = ["MSE", "L1", "Huber", "BCE", "BCEWithLogits", "SoftmaxCrossEntropy",
+                  "CrossEntropy", "NLL"]
+COVERED |= set(LOSS_FUNCTIONS)
+
+
+@pytest.mark.parametrize("name", LOSS_FUNCTIONS)
+def test_each_loss_function_in_ops_gradchecks_on_its_own(name):
+    function, prediction = _loss_case(name)
+    assert tm.gradcheck(function, tm.Tensor(prediction, requires_grad=True))
+
+
 def test_every_op_in_ops_py_has_a_gradient_test_here():
     defined = {name for name, value in vars(ops).items()
                if isinstance(value, type) and issubclass(value, tm.Function)

@@ -1,5 +1,5 @@
 """The built-in Functions, one module per kind: elementwise, activations, matmul, reductions,
-shape, normalization, regularization, image.
+shape, normalization, regularization, image, losses.
 
 Each op's backward sits right below its forward, and its `rule` (one line: the local derivative
 its backward applies) sits right above them; `viz.explain` prints it. Backward receives `grad`,
@@ -20,6 +20,8 @@ from tinygrad_mlp.ops.shape import (BroadcastTo, Concatenate, Flatten, GetItem, 
                                     Squeeze, Stack, Transpose, Unsqueeze)
 from tinygrad_mlp.ops.image import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, Conv2d,
                                     MaxPool2d)
+from tinygrad_mlp.ops.losses import (BCE, L1, MSE, NLL, BCEWithLogits, CrossEntropy, Huber,
+                                     SoftmaxCrossEntropy)
 
 __all__ = ["Add", "Sub", "Mul", "Div", "Neg", "Pow", "Exp", "Log", "Abs", "Sqrt", "Clip",
            "AsType", "Maximum", "Minimum", "Where",
@@ -28,4 +30,6 @@ __all__ = ["Add", "Sub", "Mul", "Div", "Neg", "Pow", "Exp", "Log", "Abs", "Sqrt"
            "Sum", "Mean", "Max", "Min", "Var", "Std", "argmax", "argmin",
            "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "BroadcastTo", "Pad",
            "GetItem", "Stack", "Concatenate",
-           "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"]
+           "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
+           "MSE", "BCE", "BCEWithLogits", "SoftmaxCrossEntropy", "CrossEntropy", "L1", "Huber",
+           "NLL"]
