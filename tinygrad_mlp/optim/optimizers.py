@@ -32,12 +32,12 @@ def _updates(optimizer: Optimizer, group: dict[str, Any], l2: bool = True
     """(W, g, state, work) for each parameter of `group` that has a gradient: its array, its
     gradient (plus L2 decay when `l2`), its buffers and a scratch array, for an update in place."""
     weight_decay = group["weight_decay"] if l2 else 0.0
-    for param in group["params"]:
-        if param.grad is not None:
-            increment_version(param)             # W changes in place: old graphs are stale
-            W = param.data
-            yield (W, _decayed(param.grad, W, weight_decay), optimizer.state_of(param, group),
-                   optimizer.scratch(param))
+    updated = [param for param in group["params"] if param.grad is not None]
+    increment_version(*updated)                  # W changes in place: old graphs are stale
+    for param in updated:
+        W = param.data
+        yield (W, _decayed(param.grad, W, weight_decay), optimizer.state_of(param, group),
+               optimizer.scratch(param))
 
 
 class SGD(Optimizer):
@@ -105,11 +105,10 @@ class SGD(Optimizer):
     def _plain_step(self, params: list[Tensor], lr: float) -> None:
         """W ← W − lr·g, the blog's update: two numpy calls per parameter, no allocation."""
         works = self._work
-        for param in params:
+        updated = [param for param in params if param.grad is not None]
+        increment_version(*updated)              # one bump for the step, not one per parameter
+        for param in updated:
             grad = param.grad
-            if grad is None:
-                continue
-            increment_version(param)
             W, work = param.data, works.get(id(param))
             if work is None or work.shape != W.shape or work.dtype != W.dtype:
                 work = self.scratch(param)
