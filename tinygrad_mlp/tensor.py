@@ -201,8 +201,14 @@ class Tensor(TensorMethods):
         dtype, so a float64 numpy constant never upcasts a float32 graph."""
         if isinstance(other, Tensor):
             return other
-        if type(other) is float or type(other) is int:    # the common case, made cheap
-            return _wrap(np.array(other, dtype=self.data.dtype))
+        if type(other) is float or type(other) is int:    # the common case: made once, reused
+            constants = _CONSTANTS.setdefault(self.data.dtype, {})
+            constant = constants.get(other) if other else None   # (0.0 == -0.0: not cached)
+            if constant is None:
+                if len(constants) > 4096:     # a loop through ever new values: start again
+                    constants.clear()
+                constant = constants[other] = _wrap(np.array(other, dtype=self.data.dtype))
+            return constant
         return Tensor(other, dtype=self.data.dtype)
 
 
@@ -216,6 +222,7 @@ def increment_version(*tensors: Tensor) -> None:
     _writes[0] += len(tensors)
 
 
+_CONSTANTS: dict[np.dtype, dict[float, Tensor]] = {}   # Python numbers as Tensors, per dtype
 _writes = [0]   # in-place writes so far, to any tensor: backward compares versions only if it grew
 
 
