@@ -606,3 +606,20 @@ def test_a_history_shows_itself_as_a_table_of_its_epochs():
     assert "<th>epoch</th><th>loss</th><th>accuracy</th><th>seconds</th>" in table
     assert "<tr><td>2</td><td>0.2500</td><td>0.8750</td><td>0.50</td></tr>" in table
     assert table.count("<tr>") == 3                     # the header and one row per epoch
+
+
+def test_a_new_built_in_layer_replays_without_declaring_it_and_a_user_layer_does_not():
+    namespace = {"nn": nn}
+    source = ("class _Doubling(nn.Module):\n"
+              "    def forward(self, X):\n"
+              "        return X * 2.0\n")
+    exec(compile(source, "<built-in>", "exec"), {**namespace, "__name__": "tinygrad_mlp.nn.new"},
+         namespace)                    # defined as if in a module of the package
+    built_in = namespace["_Doubling"]
+    exec(compile(source, "<user>", "exec"), {**namespace, "__name__": "my_project"}, namespace)
+    user = namespace["_Doubling"]
+    assert built_in.__module__ == "tinygrad_mlp.nn.new" and built_in.replayable
+    assert user.__module__ == "my_project" and not user.replayable
+    tm.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 2), built_in())
+    assert tm.TrainStep(model, nn.MSELoss(), tm.optim.SGD(model.parameters(), lr=0.1)).replay

@@ -19,7 +19,7 @@ from typing import Any, NoReturn, Sequence
 import numpy as np
 
 __all__ = ["is_int", "is_real", "fail", "integer", "positive_int", "non_negative_int",
-           "finite_real", "fraction", "choice"]
+           "finite_real", "fraction", "probability", "choice"]
 
 
 def is_int(value: Any) -> bool:
@@ -75,6 +75,14 @@ def fraction(name: str, value: Any, owner: str = "") -> float:
     """A number strictly between 0 and 1 (a share of the rows)."""
     if not is_real(value) or not 0 < value < 1:
         fail(name, value, "a fraction in (0, 1)", owner)
+    return float(value)
+
+
+def probability(name: str, value: Any, owner: str = "",
+                expected: str = "a probability in [0, 1]") -> float:
+    """A number in [0, 1], ends included (a dropout rate, a running-average momentum)."""
+    if not is_real(value) or not 0 <= value <= 1:
+        fail(name, value, expected, owner)
     return float(value)
 
 

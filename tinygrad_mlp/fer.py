@@ -28,7 +28,8 @@ import numpy as np
 
 from tinygrad_mlp._files import existing_file, replacing, write_atomically
 from tinygrad_mlp.datasets import EMOTIONS
-from tinygrad_mlp.tensor import Tensor, no_grad
+from tinygrad_mlp.nn.module import parameter_dtype
+from tinygrad_mlp.tensor import Tensor, as_array, no_grad
 
 __all__ = ["EMOTIONS", "FACE_SIZE", "MARGIN", "PRETRAINED", "pretrained", "detect_faces",
            "classify_faces", "annotate_video", "face_pixels", "input_shape", "draw",
@@ -160,11 +161,11 @@ def input_shape(model: Any) -> tuple[int, ...]:
     with no_grad():
         for shape in candidates:
             try:
-                out = model(Tensor(np.zeros((1, *shape), dtype=_dtype(model))))
+                out = model(Tensor(np.zeros((1, *shape), dtype=parameter_dtype(model))))
             except (ValueError, TypeError) as error:
                 tried.append(f"{(1, *shape)}: {' '.join(str(error).split())}")
                 continue
-            if np.shape(out.data if isinstance(out, Tensor) else out) == (1, len(EMOTIONS)):
+            if np.shape(as_array(out)) == (1, len(EMOTIONS)):
                 return shape
             tried.append(f"{(1, *shape)} gave an output of shape {np.shape(out.data)}, not "
                          f"(1, {len(EMOTIONS)})")
@@ -177,11 +178,6 @@ def input_shape(model: Any) -> tuple[int, ...]:
 def face_side(shape: tuple[int, ...]) -> int:
     """S, the side of the faces a model of per-sample input `shape` takes."""
     return shape[-1] if len(shape) == 3 else math.isqrt(shape[0])
-
-
-def _dtype(model: Any) -> np.dtype:
-    params = list(model.parameters()) if hasattr(model, "parameters") else []
-    return params[0].dtype if params else np.dtype(np.float32)
 
 
 def classify_faces(model: Any, image: Any, faces: list[tuple[int, ...]] | None = None,
@@ -203,8 +199,8 @@ def classify_faces(model: Any, image: Any, faces: list[tuple[int, ...]] | None =
     if hasattr(model, "eval"):
         model.eval()
     with no_grad():
-        out = model(Tensor(batch.astype(_dtype(model))))
-    scores = np.asarray(out.data if isinstance(out, Tensor) else out, dtype=np.float64)
+        out = model(Tensor(batch.astype(parameter_dtype(model))))
+    scores = np.asarray(as_array(out), dtype=np.float64)
     if not np.all(np.isfinite(scores)):
         raise ValueError(f"fer: the model's output for {len(faces)} face(s) holds NaN or inf, so "
                          f"no emotion can be read from it (were its weights saved after "

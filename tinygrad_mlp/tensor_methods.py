@@ -224,7 +224,7 @@ class TensorMethods:
     # --- comparisons: bool ndarrays, no graph ----------------------------------------------
 
     def _compare(self, other: Any, compare: Any, symbol: str) -> np.ndarray:
-        other_data = other.data if isinstance(other, engine.Tensor) else np.asarray(other)
+        other_data = as_array(other)
         try:
             return np.asarray(compare(self.data, other_data))
         except ValueError:
@@ -294,8 +294,7 @@ def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
     """a where the boolean `condition` holds, else b; all three broadcast together."""
-    condition = condition if isinstance(condition, np.ndarray) else np.asarray(
-        condition.data if isinstance(condition, engine.Tensor) else condition)
+    condition = as_array(condition)
     return ops.Where.apply(*_tensors([a, b]), condition=condition)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from tinygrad_mlp import nn
 from tinygrad_mlp._checks import positive_int
+from tinygrad_mlp.nn.module import parameter_dtype
 from tinygrad_mlp.tensor import (Tensor, get_generator, increment_version, no_grad,
                                  record_tape)
 
@@ -98,8 +99,8 @@ def input_shapes(model: nn.Module, input_shape: Any, caller: str) -> list[tuple[
 
 
 def model_dtype(model: nn.Module) -> np.dtype:
-    """The parameters' dtype (the inputs are made in it), float32 for a model without any."""
-    return next((p.dtype for p in model.parameters()), np.dtype(np.float32))
+    """The parameters' dtype (the inputs are made in it): nn.module.parameter_dtype's rule."""
+    return parameter_dtype(model)
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, Iterator, Mapping
 import numpy as np
 
 from tinygrad_mlp._files import file_kind, write_atomically
-from tinygrad_mlp.tensor import Tensor
+from tinygrad_mlp.tensor import Tensor, as_array
 
 FORMAT_KEY = "__tinygrad_mlp_format__"
 MODEL_KEY = "__tinygrad_mlp_model__"    # a model file's architecture (JSON bytes): io/models.py
@@ -56,7 +56,7 @@ def _arrays_to_save(state_dict: Mapping[str, Any], path: str) -> dict[str, np.nd
     arrays = {FORMAT_KEY: np.array(FORMAT_VERSION, dtype=np.int64)}
     for key, value in state_dict.items():
         _check_key(key, path)
-        array = np.asarray(value.data if isinstance(value, Tensor) else value)
+        array = np.asarray(as_array(value))
         if array.dtype.kind not in _SAVED_KINDS or array.dtype.fields is not None:
             raise TypeError(f"save({path!r}): {key!r} has dtype {array.dtype}; only bool, "
                             f"integer and float arrays can be saved (no pickled objects)")

@@ -14,21 +14,21 @@ from tinygrad_mlp.tensor import Tensor
 class Sigmoid(Module):
     """σ(Z) = 1 / (1 + e^−Z), the blog's activation; its derivative is a(1 − a)."""
 
-    replayable = preserves_shape = True
+    preserves_shape = True
 
     def forward(self, Z: Any) -> Tensor:
         return ops.Sigmoid.apply(Z)
 
 
 class Tanh(Module):
-    replayable = preserves_shape = True
+    preserves_shape = True
 
     def forward(self, Z: Any) -> Tensor:
         return ops.Tanh.apply(Z)
 
 
 class ReLU(Module):
-    replayable = preserves_shape = True
+    preserves_shape = True
 
     def forward(self, Z: Any) -> Tensor:
         return ops.ReLU.apply(Z)
@@ -37,7 +37,7 @@ class ReLU(Module):
 class _AlongAxis(Module):
     """What Softmax and LogSoftmax share: the `axis` they normalize along, checked once."""
 
-    replayable = preserves_shape = True
+    preserves_shape = True
 
     def __init__(self, axis: int = -1) -> None:
         super().__init__()
@@ -50,7 +50,6 @@ class _AlongAxis(Module):
 class Softmax(_AlongAxis):
     """exp(Z) / Σ exp(Z) along `axis`. Feed it to CrossEntropyLoss(): the loss fuses with it."""
 
-    replayable = True
 
     def forward(self, Z: Any) -> Tensor:
         return ops.Softmax.apply(Z, axis=self.axis)
@@ -60,7 +59,6 @@ class LogSoftmax(_AlongAxis):
     """log softmax(Z) along `axis` (log-sum-exp shifted by the max: finite for any logits);
     pair it with NLLLoss, as in PyTorch."""
 
-    replayable = True
 
     def forward(self, Z: Any) -> Tensor:
         return ops.LogSoftmax.apply(Z, axis=self.axis)
@@ -69,7 +67,7 @@ class LogSoftmax(_AlongAxis):
 class LeakyReLU(Module):
     """Z for Z > 0, negative_slope·Z otherwise (gradient negative_slope at 0, as PyTorch)."""
 
-    replayable = preserves_shape = True
+    preserves_shape = True
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
@@ -85,7 +83,7 @@ class LeakyReLU(Module):
 class ELU(Module):
     """Z for Z > 0, alpha·(e^Z − 1) otherwise (gradient alpha at 0, as PyTorch)."""
 
-    replayable = preserves_shape = True
+    preserves_shape = True
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
@@ -102,7 +100,7 @@ class GELU(Module):
     """Z·Φ(Z), Φ the standard normal CDF (approximate="none"), or PyTorch's tanh approximation
     (approximate="tanh"); both match PyTorch's GELU."""
 
-    replayable = preserves_shape = True
+    preserves_shape = True
 
     def __init__(self, approximate: str = "none") -> None:
         super().__init__()
@@ -118,7 +116,7 @@ class GELU(Module):
 class Softplus(Module):
     """log(1 + e^(beta·Z))/beta, a smooth ReLU; Z itself where beta·Z > threshold (PyTorch's)."""
 
-    replayable = preserves_shape = True
+    preserves_shape = True
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
         super().__init__()

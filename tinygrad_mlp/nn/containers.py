@@ -24,7 +24,6 @@ class Sequential(Module, KerasVerbs):
     checked here, at construction. A single list of layers is accepted too (Keras style).
     """
 
-    replayable = True
 
     def __init__(self, *layers: Module) -> None:
         super().__init__()
@@ -111,7 +110,6 @@ class ModuleList(Module):
         for block in self.blocks: X = block(X).relu()
     """
 
-    replayable = True     # it runs nothing itself
 
     def __init__(self, modules: Iterable[Module] | None = None) -> None:
         super().__init__()
@@ -181,7 +179,6 @@ class ModuleDict(Module):
         self.heads = nn.ModuleDict({"digit": nn.Linear(32, 10), "parity": nn.Linear(32, 2)})
     """
 
-    replayable = True     # it runs nothing itself
 
     def __init__(self, modules: Mapping[str, Module] | None = None) -> None:
         super().__init__()

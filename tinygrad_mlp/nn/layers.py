@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_mlp import ops
-from tinygrad_mlp._checks import fail, finite_real, integer, is_real, positive_int
+from tinygrad_mlp._checks import finite_real, integer, positive_int, probability
 from tinygrad_mlp.nn import init
 from tinygrad_mlp.nn.module import Module, cast_input
 from tinygrad_mlp.tensor import Tensor, get_default_dtype
@@ -23,7 +23,6 @@ class Linear(Module):
     e.g. `nn.init.he_normal(layer.weight)` for ReLU nets). Parameters take `dtype` or the default.
     """
 
-    replayable = True
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  dtype: Any = None) -> None:
@@ -79,7 +78,7 @@ class Linear(Module):
 class Identity(Module):
     """Returns its input unchanged (a placeholder, e.g. where a layer is optional)."""
 
-    replayable = preserves_shape = True
+    preserves_shape = True
 
     def forward(self, X: Any) -> Any:
         return X
@@ -89,7 +88,6 @@ class Flatten(Module):
     """Axes start_axis … end_axis merged into one; by default every axis but the batch axis,
     so (N, C, H, W) becomes (N, C·H·W) (PyTorch's nn.Flatten)."""
 
-    replayable = True
 
     def __init__(self, start_axis: int = 1, end_axis: int = -1) -> None:
         super().__init__()
@@ -109,13 +107,10 @@ class Dropout(Module):
     `tm.manual_seed` makes it reproducible); in eval() it is the identity."""
 
     preserves_shape = True
-    replayable = True     # ops.Dropout draws its mask inside forward: every replay a new one
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not is_real(p) or not 0 <= p <= 1:
-            fail("p", p, "a probability in [0, 1]", owner="Dropout")
-        self.p = float(p)
+        self.p = probability("p", p, owner="Dropout")
 
     def forward(self, X: Any) -> Tensor:
         if not self.training or self.p == 0:
@@ -130,7 +125,7 @@ class Rescaling(Module):
     """X · scale + offset (Keras's Rescaling): `nn.Rescaling(1 / 255)` turns pixels into [0, 1],
     `nn.Rescaling(1 / 127.5, offset=-1)` into [-1, 1]. Computes in the input's float dtype."""
 
-    replayable = preserves_shape = True
+    preserves_shape = True
 
     def __init__(self, scale: float, offset: float = 0.0) -> None:
         super().__init__()

@@ -19,7 +19,6 @@ __all__ = ["Add", "Multiply", "Concatenate"]
 class _Merge(Module):
     """A layer called on a list of at least two tensors (in a model: placeholders)."""
 
-    replayable = True
 
     def forward(self, inputs: Sequence[Any]) -> Tensor:
         name = type(self).__name__

@@ -159,7 +159,6 @@ class Model(Module, KerasVerbs):
     Module. Each call checks every input's sample shape, naming the input.
     """
 
-    replayable = True        # the graph is fixed; each layer declares its own replayable
     shares_config_modules = True         # a layer on several nodes is one child
 
     def __init__(self, inputs: Placeholder | Sequence[Placeholder],

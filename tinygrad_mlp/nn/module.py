@@ -15,7 +15,7 @@ import numpy as np
 from tinygrad_mlp.nn.placeholder import is_symbolic
 from tinygrad_mlp.nn.registry import register_builtin
 from tinygrad_mlp.backend import float_array
-from tinygrad_mlp.tensor import Tensor, increment_version
+from tinygrad_mlp.tensor import Tensor, as_array, get_default_dtype, increment_version
 
 
 class IncompatibleKeys(NamedTuple):
@@ -35,6 +35,15 @@ def cast_input(X: Any, dtype: np.dtype) -> Any:
     return float_array(X, dtype, dtype)
 
 
+def parameter_dtype(model: Any) -> np.dtype:
+    """The dtype a model computes in: its first parameter's, else the default dtype (the one
+    rule `fit`, `summary`, export and the face classifier cast their inputs by)."""
+    parameters = model.parameters() if hasattr(model, "parameters") else []
+    for param in parameters:
+        return param.data.dtype
+    return get_default_dtype()
+
+
 class Module:
     """Base class: subclass it, assign layers and parameters in `__init__`, write `forward`.
 
@@ -51,16 +60,19 @@ class Module:
 
     training: bool
     # May `train.replay.TrainStep` record this module's forward once and replay it? Only when the
-    # forward runs the same Functions for every batch of one shape, whatever its values. Built-in
-    # modules declare True; a subclass that writes its own forward (or __call__) is not
+    # forward runs the same Functions for every batch of one shape, whatever its values. The
+    # package's own layers are (a new built-in needs no declaration; one that is not says
+    # `replayable = False`); a user's subclass that writes its own forward (or __call__) is not
     # replayable until it declares `replayable = True` itself.
     replayable: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "replayable" not in cls.__dict__ and ("forward" in cls.__dict__
-                                                 or "__call__" in cls.__dict__):
-            cls.replayable = False
+        if "replayable" not in cls.__dict__:
+            if cls.__module__.startswith("tinygrad_mlp."):
+                cls.replayable = True
+            elif "forward" in cls.__dict__ or "__call__" in cls.__dict__:
+                cls.replayable = False
         register_builtin(cls)          # the package's own layers; users use @nn.register
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Module:
@@ -287,7 +299,7 @@ class Module:
             if key not in state_dict:
                 continue
             value = state_dict[key]
-            array = value.data if isinstance(value, Tensor) else np.asarray(value)
+            array = as_array(value)
             if array.shape != param.data.shape:
                 problems.append(f"shape mismatch for {key!r}: {array.shape} in the state dict "
                                 f"vs {param.data.shape} in the model")

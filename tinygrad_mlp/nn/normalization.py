@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tinygrad_mlp import ops
-from tinygrad_mlp._checks import choice, fail, finite_real, is_int, is_real, positive_int
+from tinygrad_mlp._checks import choice, finite_real, is_int, positive_int, probability
 from tinygrad_mlp.nn.module import Module, cast_input
 from tinygrad_mlp.tensor import Tensor, get_default_dtype
 
@@ -34,7 +34,6 @@ class _BatchNorm(Module):
     preserves_shape = True
     # ops.BatchNorm updates the running statistics inside forward, so a TrainStep replay updates
     # them too (and the eager pass checking its first replay restores them).
-    replayable = True
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True) -> None:
@@ -42,9 +41,8 @@ class _BatchNorm(Module):
         name = type(self).__name__
         self.num_features = positive_int("num_features", num_features, owner=name)
         self.eps = finite_real("eps", eps, owner=name, low=0.0, low_open=True)
-        if momentum is not None and not (is_real(momentum) and 0 <= momentum <= 1):
-            fail("momentum", momentum, "a number in [0, 1] or None", owner=name)
-        self.momentum = None if momentum is None else float(momentum)
+        self.momentum = None if momentum is None else probability(
+            "momentum", momentum, owner=name, expected="a number in [0, 1] or None")
         self.affine = choice("affine", affine, (True, False), owner=name)
         if affine:
             self.weight, self.bias = _affine((self.num_features,))
@@ -107,7 +105,7 @@ class LayerNorm(Module):
     tuple), with the biased variance; then weight · x̂ + bias (if elementwise_affine), both of
     shape normalized_shape (PyTorch's)."""
 
-    replayable = preserves_shape = True
+    preserves_shape = True
 
     def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5,
                  elementwise_affine: bool = True) -> None:

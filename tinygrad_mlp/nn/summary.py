@@ -9,8 +9,8 @@ import numpy as np
 from tinygrad_mlp._checks import positive_int
 from tinygrad_mlp.nn.layers import Linear
 from tinygrad_mlp.nn.model import Model
-from tinygrad_mlp.nn.module import Module
-from tinygrad_mlp.tensor import Tensor, get_default_dtype, no_grad
+from tinygrad_mlp.nn.module import Module, parameter_dtype
+from tinygrad_mlp.tensor import Tensor, no_grad
 
 
 def summary(model: Module, input_shape: Sequence[int] | Sequence[Sequence[int]] | None = None
@@ -40,8 +40,7 @@ def summary(model: Module, input_shape: Sequence[int] | Sequence[Sequence[int]] 
                              f"leave input_shape out for an nn.Model")
         return _graph_table(model, own)
     shapes = _input_shapes(model, input_shape)
-    params = model.parameters()
-    dtype = params[0].dtype if params else get_default_dtype()
+    dtype = parameter_dtype(model)
     rows: list[tuple[str, ...]] = []
     modes = {id(module): (module, module.training) for module in model.modules()}
     names = {id(module): name for name, module in model.named_modules()}

@@ -10,46 +10,47 @@ from tinygrad_mlp.ops._shared import _broadcast_error
 from tinygrad_mlp.tensor import Function
 
 
-class Add(Function):
-    rule = "a + b → grad_a = grad, grad_b = grad (summed back over broadcast axes)"
+class BinaryOp(Function):
+    """An op of two operands numpy broadcasts together: forward is `compute(a, b)`, and
+    operands that do not broadcast are an error naming the op and both shapes (numpy's own
+    message names neither). An op that keeps more calls `BinaryOp.forward` from its own."""
+
+    compute = staticmethod(np.add)    # each op sets its numpy function
 
     @staticmethod
     def forward(ctx, a, b):
         try:
-            return a + b
+            return ctx.compute(a, b)
         except ValueError:
-            raise _broadcast_error("add", a, b) from None
+            raise _broadcast_error(type(ctx).__name__.lower(), a, b) from None
+
+
+class Add(BinaryOp):
+    rule = "a + b → grad_a = grad, grad_b = grad (summed back over broadcast axes)"
+    compute = staticmethod(np.add)
 
     @staticmethod
     def backward(ctx, grad):
         return grad, grad
 
 
-class Sub(Function):
+class Sub(BinaryOp):
     rule = "a − b → grad_a = grad, grad_b = −grad"
-
-    @staticmethod
-    def forward(ctx, a, b):
-        try:
-            return a - b
-        except ValueError:
-            raise _broadcast_error("sub", a, b) from None
+    compute = staticmethod(np.subtract)
 
     @staticmethod
     def backward(ctx, grad):
         return grad, -grad if ctx.needs_input_grad[1] else None
 
 
-class Mul(Function):
+class Mul(BinaryOp):
     rule = "a · b → grad_a = grad · b, grad_b = grad · a"
+    compute = staticmethod(np.multiply)
 
     @staticmethod
     def forward(ctx, a, b):
         ctx.a, ctx.b = a, b
-        try:
-            return a * b
-        except ValueError:
-            raise _broadcast_error("mul", a, b) from None
+        return BinaryOp.forward(ctx, a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -57,18 +58,16 @@ class Mul(Function):
                 grad * ctx.a if ctx.needs_input_grad[1] else None)
 
 
-class Div(Function):
+class Div(BinaryOp):
     """a / b. Division by zero gives ±inf or nan silently, as in PyTorch."""
 
     rule = "a / b → grad_a = grad / b, grad_b = −grad · a / b²"
+    compute = staticmethod(np.true_divide)
 
     @staticmethod
     def forward(ctx, a, b):
         with np.errstate(divide="ignore", invalid="ignore"):
-            try:
-                out = a / b
-            except ValueError:
-                raise _broadcast_error("div", a, b) from None
+            out = BinaryOp.forward(ctx, a, b)
         ctx.b, ctx.out = b, out
         return out
 
@@ -91,8 +90,9 @@ class Neg(Function):
         return -grad
 
 
-class Pow(Function):
+class Pow(BinaryOp):
     rule = "a ** b → grad_a = grad · b · a^(b−1), grad_b = grad · a^b · log a"
+    compute = staticmethod(np.power)
 
     """a ** b. The exponent's gradient a**b · log(a) is computed only if the exponent needs one;
     a negative base with a fractional exponent gives nan silently, as in PyTorch. As PyTorch,
@@ -102,10 +102,7 @@ class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            try:
-                out = a ** b
-            except ValueError:
-                raise _broadcast_error("pow", a, b) from None
+            out = BinaryOp.forward(ctx, a, b)
         ctx.a, ctx.b, ctx.out = a, b, out
         return out
 
@@ -234,18 +231,16 @@ class AsType(Function):
         return grad.astype(ctx.dtype)
 
 
-class Maximum(Function):
+class Maximum(BinaryOp):
     """Elementwise max(a, b). Where a == b the gradient is split equally (half to each), as
     PyTorch does."""
 
     rule = "max(a, b) → grad_a = grad · ([a > b] + ½[a = b]), grad_b = grad · ([b > a] + ½[a = b])"
+    compute = staticmethod(np.maximum)
 
     @staticmethod
     def forward(ctx, a, b):
-        try:
-            out = np.maximum(a, b)
-        except ValueError:
-            raise _broadcast_error("maximum", a, b) from None
+        out = BinaryOp.forward(ctx, a, b)
         ctx.share_a = _winner_share(a > b, a == b, out.dtype)
         return out
 
@@ -254,17 +249,15 @@ class Maximum(Function):
         return grad * ctx.share_a, grad * (1 - ctx.share_a)
 
 
-class Minimum(Function):
+class Minimum(BinaryOp):
     """Elementwise min(a, b). Where a == b the gradient is split equally, as PyTorch does."""
 
     rule = "min(a, b) → grad_a = grad · ([a < b] + ½[a = b]), grad_b = grad · ([b < a] + ½[a = b])"
+    compute = staticmethod(np.minimum)
 
     @staticmethod
     def forward(ctx, a, b):
-        try:
-            out = np.minimum(a, b)
-        except ValueError:
-            raise _broadcast_error("minimum", a, b) from None
+        out = BinaryOp.forward(ctx, a, b)
         ctx.share_a = _winner_share(a < b, a == b, out.dtype)
         return out
 

@@ -162,6 +162,16 @@ class LambdaLR(LRScheduler):
         return lrs
 
 
+def is_better(value: float, best: float, mode: str, threshold: float = 0.0,
+              threshold_mode: str = "abs") -> bool:
+    """Does a monitored metric's `value` beat `best` by more than `threshold`? The one rule of
+    ReduceLROnPlateau and EarlyStopping. mode "min" (losses: lower is better) or "max"; the
+    margin is `threshold` itself ("abs") or that fraction of best ("rel", PyTorch's default)."""
+    if mode == "min":
+        return value < (best * (1 - threshold) if threshold_mode == "rel" else best - threshold)
+    return value > (best * (1 + threshold) if threshold_mode == "rel" else best + threshold)
+
+
 class ReduceLROnPlateau:
     """Multiply every group's lr by `factor` once the metric has not improved for more than
     `patience` epochs (PyTorch's rule and defaults); `step(value)` takes the epoch's metric.
@@ -201,11 +211,7 @@ class ReduceLROnPlateau:
 
     def is_better(self, value: float, best: float) -> bool:
         """Does `value` beat `best` by more than the threshold?"""
-        if self.threshold_mode == "rel":
-            scale = 1 - self.threshold if self.mode == "min" else 1 + self.threshold
-            return value < best * scale if self.mode == "min" else value > best * scale
-        return value < best - self.threshold if self.mode == "min" else \
-            value > best + self.threshold
+        return is_better(value, best, self.mode, self.threshold, self.threshold_mode)
 
     def step(self, metrics: float) -> None:
         """Record the epoch's metric (e.g. the validation loss); reduce the lr on a plateau."""

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from tinygrad_mlp._checks import choice, finite_real, non_negative_int
-from tinygrad_mlp.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+from tinygrad_mlp.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau, is_better
 
 __all__ = ["History", "Callback", "EarlyStopping", "LearningRateScheduler", "CallbackList",
            "Progress"]
@@ -135,11 +135,7 @@ class EarlyStopping(Callback):
         self.best_weights: dict[str, np.ndarray] | None = None
 
     def _improved(self, value: float) -> bool:
-        if self.best is None:
-            return True
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
+        return self.best is None or is_better(value, self.best, self.mode, self.min_delta)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         value = float(_monitored("EarlyStopping", self.monitor, logs))

@@ -15,23 +15,16 @@ import numpy as np
 
 from tinygrad_mlp.data import is_one_hot, num_batches, one_hot, split_validation
 from tinygrad_mlp.nn import CrossEntropyLoss, Module
-from tinygrad_mlp.tensor import Tensor, get_default_dtype, no_grad
+from tinygrad_mlp.nn.module import parameter_dtype
+from tinygrad_mlp.tensor import Tensor, as_array, no_grad
 
 __all__ = ["parameter_dtype", "as_rows", "prepare", "check_finite", "class_labels", "loss_targets",
            "replayable", "check_callables", "training_and_validation",
            "check_before_training", "Inputs", "inputs_of", "as_inputs", "call_model"]
 
 
-def parameter_dtype(model: Any) -> np.dtype:
-    """The dtype X and float Y are cast to: the model's first parameter's, else the default."""
-    parameters = model.parameters() if hasattr(model, "parameters") else []
-    for param in parameters:
-        return param.data.dtype
-    return get_default_dtype()
-
-
 def as_rows(name: str, data: Any) -> np.ndarray:
-    array = data.data if isinstance(data, Tensor) else np.asarray(data)
+    array = as_array(data)
     if array.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers, got dtype {array.dtype}")
     if array.ndim == 0:
@@ -213,9 +206,9 @@ def check_before_training(model: Any, loss: Any, X: np.ndarray, Y: np.ndarray,
         if isinstance(first, (tuple, list)):
             raise ValueError(f"fit: the model gives {len(first)} outputs; fit, evaluate and "
                              f"the losses take a model with one output")
-        first = first.data if isinstance(first, Tensor) else np.asarray(first)
+        first = as_array(first)
         J = loss(Tensor(np.broadcast_to(first, (len(X),) + first.shape[1:])), Y)
-    if np.size(J.data if isinstance(J, Tensor) else J) != 1:
+    if np.size(as_array(J)) != 1:
         raise ValueError(f"fit: the loss must be a scalar, got shape {np.shape(J)}; reduce it "
                          f"with .sum() or .mean()")
 

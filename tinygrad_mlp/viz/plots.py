@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from tinygrad_mlp import nn
-from tinygrad_mlp.tensor import Tensor
+from tinygrad_mlp.tensor import Tensor, as_array
 
 __all__ = ["plot_history", "plot_weights", "plot_compare", "rates_text"]
 
@@ -131,7 +131,7 @@ def _first_weight(layer: Any) -> np.ndarray:
         layer = linears[0]
     if isinstance(layer, nn.Linear):
         layer = layer.weight
-    return np.asarray(layer.data if isinstance(layer, Tensor) else layer, dtype=np.float64)
+    return np.asarray(as_array(layer), dtype=np.float64)
 
 
 def plot_compare(result: Mapping[str, Any], path: str | os.PathLike | None = None,
