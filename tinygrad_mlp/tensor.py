@@ -196,21 +196,6 @@ class Tensor(TensorMethods):
         """Will backward keep `.grad` on this non-leaf tensor (`retain_grad()` was called)?"""
         return self._retain_grad
 
-    def _operand(self, other: Any) -> Tensor:
-        """Another operand as a Tensor; a constant (scalar, list or array) takes this tensor's
-        dtype, so a float64 numpy constant never upcasts a float32 graph."""
-        if isinstance(other, Tensor):
-            return other
-        if type(other) is float or type(other) is int:    # the common case: made once, reused
-            constants = _CONSTANTS.setdefault(self.data.dtype, {})
-            constant = constants.get(other) if other else None   # (0.0 == -0.0: not cached)
-            if constant is None:
-                if len(constants) > 4096:     # a loop through ever new values: start again
-                    constants.clear()
-                constant = constants[other] = _wrap(np.array(other, dtype=self.data.dtype))
-            return constant
-        return Tensor(other, dtype=self.data.dtype)
-
 
 def increment_version(*tensors: Tensor) -> None:
     """Record an in-place write to each tensor's `.data` (PyTorch's
@@ -222,7 +207,6 @@ def increment_version(*tensors: Tensor) -> None:
     _writes[0] += len(tensors)
 
 
-_CONSTANTS: dict[np.dtype, dict[float, Tensor]] = {}   # Python numbers as Tensors, per dtype
 _writes = [0]   # in-place writes so far, to any tensor: backward compares versions only if it grew
 
 

@@ -10,13 +10,19 @@ This module is the engine's second file (the same layer as tensor.py): tensor.py
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from tinygrad_mlp import ops
 from tinygrad_mlp import tensor as engine   # half-imported here: Tensor is read at call time
 from tinygrad_mlp.backend import asarray
+
+if TYPE_CHECKING:
+    from tinygrad_mlp.tensor import Tensor
+
+
+_CONSTANTS: dict[np.dtype, dict[float, Any]] = {}   # Python numbers as constant Tensors, per dtype
 
 
 class TensorMethods:
@@ -72,6 +78,21 @@ class TensorMethods:
         return f"Tensor({show(self.data)}, dtype={self.dtype}{extra}{grad})"
 
     # --- arithmetic (each a Function from ops.py) ---------------------------------------------
+
+    def _operand(self, other: Any) -> Tensor:
+        """Another operand as a Tensor; a constant (scalar, list or array) takes this tensor's
+        dtype, so a float64 numpy constant never upcasts a float32 graph."""
+        if isinstance(other, TensorMethods):     # (Tensor is its one subclass)
+            return other
+        if type(other) is float or type(other) is int:    # the common case: made once, reused
+            constants = _CONSTANTS.setdefault(self.data.dtype, {})
+            constant = constants.get(other) if other else None   # (0.0 == -0.0: not cached)
+            if constant is None:
+                if len(constants) > 4096:     # a loop through ever new values: start again
+                    constants.clear()
+                constant = constants[other] = engine._wrap(np.array(other, dtype=self.data.dtype))
+            return constant
+        return engine.Tensor(other, dtype=self.data.dtype)
 
     def __add__(self, other: Any) -> Tensor:
         return ops.Add.apply(self, self._operand(other))
