@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_mlp.tensor import Tensor, as_array, get_generator
+from tinygrad_mlp.tensor import Tensor, get_generator
 
 
 def _array(tensor: Any) -> np.ndarray:
-    array = as_array(tensor)
+    array = tensor.data if isinstance(tensor, Tensor) else tensor   # no conversion: filled in place
     if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
         raise TypeError(f"init: expected a float Tensor or ndarray to fill in place, got "
                         f"{type(tensor).__name__}")
