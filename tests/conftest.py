@@ -39,3 +39,13 @@ def pytest_runtest_makereport(item, call):
     if os.environ.get("CI") == "true" and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where every optional tool is installed: {report.longrepr}"
+
+
+# --- the stand-in device: TINYGRAD_MLP_TEST_DEVICE=standin runs the engine on DeviceArray -------
+
+if os.environ.get("TINYGRAD_MLP_TEST_DEVICE") == "standin":
+    from standin_device import DeviceArray, to_device
+
+    from tinygrad_mlp import backend
+
+    backend.set_array_type(DeviceArray, to_device)

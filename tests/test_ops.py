@@ -721,7 +721,7 @@ def _loss_case(name):
             "L1": (lambda p: ops.L1.apply(p, Y), Z),
             "Huber": (lambda p: ops.Huber.apply(p, Y, delta=0.5), Z),
             "BCE": (lambda p: ops.BCE.apply(p, Y), P),
-            "BCEWithLogits": (lambda z: ops.BCEWithLogits.apply(z, Y, a2=1 / (1 + np.exp(-Z))), Z),
+            "BCEWithLogits": (lambda z: ops.BCEWithLogits.apply(z, Y, a2=z.sigmoid().data), Z),
             "SoftmaxCrossEntropy": (lambda z: ops.SoftmaxCrossEntropy.apply(z, Y), Z),
             "CrossEntropy": (lambda p: ops.CrossEntropy.apply(p, Y), P),
             "NLL": (lambda p: ops.NLL.apply(p, Y), Z)}[name]

@@ -4,36 +4,50 @@ DeZero's `get_array_module` idea, without its global switch: the library's code 
 module whether a value is an engine array (`is_array`), turns data into one (`asarray`,
 `float_array`), and allocates like an existing array (numpy's `like=` / `zeros_like`), so the
 same op runs on any array type that speaks numpy's protocols. numpy's `ndarray` is the array
-type on this machine; a device array type (a GPU's) would be registered with
-`register_array_type`. Nothing here imports the rest of the package.
+type on this machine; a device's array type would be set with `set_array_type`. Nothing here
+imports the rest of the package.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 ARRAY_TYPES: set[type] = {np.ndarray}   # the types the engine holds as they are (exact types)
+_from_host: Callable[[np.ndarray], Any] | None = None   # host data → the engine's arrays
 
 
 def is_array(value: Any) -> bool:
-    """Is `value` an array of a registered type (exactly: not np.matrix or a masked array)?"""
+    """Is `value` an engine array (exactly: np.matrix or a masked array is not one)?"""
     return type(value) in ARRAY_TYPES
 
 
-def register_array_type(array_type: type) -> None:
-    """Accept `array_type` (an ndarray subclass speaking numpy's protocols) as an engine array."""
+def set_array_type(array_type: type, from_host: Callable[[np.ndarray], Any] | None) -> None:
+    """Make `array_type` (an ndarray subclass speaking numpy's protocols, e.g. a device's) the
+    engine's one array type, as `torch.set_default_device` does: host data that becomes a
+    Tensor (or a target) is moved with `from_host`. `set_array_type(np.ndarray, None)` restores
+    numpy. The test suite uses it to run on a stand-in device (tests/standin_device.py)."""
+    global _from_host
+    ARRAY_TYPES.clear()
     ARRAY_TYPES.add(array_type)
+    _from_host = from_host
 
 
 def asarray(value: Any, dtype: Any = None) -> np.ndarray:
-    """`value` as an array: an engine array stays on its device (cast to `dtype` if given);
-    anything else goes through numpy.asarray (np.asarray would copy a device array to the host)."""
+    """`value` as an engine array: one already is stays where it is (cast to `dtype` if given);
+    anything else (lists, numbers, host arrays) goes through numpy.asarray and, when the engine
+    runs on a device, to it."""
     if type(value) in ARRAY_TYPES:
         return value if dtype is None else value.astype(dtype, copy=False)
-    return np.asarray(value, dtype=dtype)
+    array = np.asarray(value, dtype=dtype)
+    return array if _from_host is None else _from_host(array)
+
+
+def to_device_of(array: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """`array`, made on the host (a random draw), moved to where `reference` lives."""
+    return array if type(reference) is np.ndarray or _from_host is None else _from_host(array)
 
 
 def float_array(data: Any, dtype: Any, default: np.dtype) -> np.ndarray:
@@ -60,11 +74,12 @@ def float_array(data: Any, dtype: Any, default: np.dtype) -> np.ndarray:
 def forward_result(function: str, data: Any) -> np.ndarray:
     """A forward's result that is not a numeric engine array: a number becomes one, anything
     else (a string, None, an object array) is a TypeError naming the Function."""
-    if isinstance(data, (np.generic, int, float)) and not isinstance(data, (str, bytes)):
-        data = np.asarray(data)
+    if (isinstance(data, (np.generic, int, float)) and not isinstance(data, (str, bytes))
+            or type(data) is np.ndarray and data.ndim == 0):    # a number: on the device
+        data = asarray(data)
         if data.dtype.kind in "fbiu":
             return data
-    kind = f"an array of dtype {data.dtype}" if isinstance(data, np.ndarray) else (
+    kind = f"a {type(data).__name__} of dtype {data.dtype}" if isinstance(data, np.ndarray) else (
         f"{type(data).__name__} {data!r}"[:80])
     raise TypeError(f"{function}.forward must return a numeric numpy array, got {kind}")
 
@@ -73,7 +88,8 @@ def sum_to_shape(grad: Any, data: np.ndarray, function: str) -> np.ndarray:
     """Undo numpy broadcasting: sum `grad` back to the shape (and dtype) of the input `data`
     (DeZero's `sum_to`); a gradient that cannot be is a ValueError naming the Function."""
     shape = data.shape
-    grad = asarray(grad)   # a numpy scalar (0-d arithmetic) or a list: always an array
+    if type(grad) not in ARRAY_TYPES:  # a numpy scalar (0-d arithmetic) or a list: an array
+        grad = np.asarray(grad)        # (on the host: a backward computing there stays caught)
     returned = grad.shape
     if grad.shape != shape:
         extra = grad.ndim - len(shape)

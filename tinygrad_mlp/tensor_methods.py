@@ -22,9 +22,6 @@ if TYPE_CHECKING:
     from tinygrad_mlp.tensor import Tensor
 
 
-_CONSTANTS: dict[np.dtype, dict[float, Any]] = {}   # Python numbers as constant Tensors, per dtype
-
-
 class TensorMethods:
     """What `Tensor` can do besides recording the graph: every method reads `self.data` or
     calls `ops.<Function>.apply`. Tensor is its only subclass."""
@@ -84,14 +81,8 @@ class TensorMethods:
         dtype, so a float64 numpy constant never upcasts a float32 graph."""
         if isinstance(other, TensorMethods):     # (Tensor is its one subclass)
             return other
-        if type(other) is float or type(other) is int:    # the common case: made once, reused
-            constants = _CONSTANTS.setdefault(self.data.dtype, {})
-            constant = constants.get(other) if other else None   # (0.0 == -0.0: not cached)
-            if constant is None:
-                if len(constants) > 4096:     # a loop through ever new values: start again
-                    constants.clear()
-                constant = constants[other] = engine._wrap(np.array(other, dtype=self.data.dtype))
-            return constant
+        if type(other) is float or type(other) is int:    # the common case, made cheap
+            return engine._wrap(np.array(other, dtype=self.data.dtype))
         return engine.Tensor(other, dtype=self.data.dtype)
 
     def __add__(self, other: Any) -> Tensor:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_mlp.backend import asarray
 from tinygrad_mlp.ops._shared import _check_axis
 from tinygrad_mlp.tensor import Function
 
@@ -37,7 +38,7 @@ class Sigmoid(Function):
     @staticmethod
     def forward(ctx, x):
         if x.size and x.min() >= _exp_limit(x.dtype):     # the plain formula, in place
-            out = np.asarray(np.negative(x))              # (asarray: a 0-d input gives a scalar)
+            out = asarray(np.negative(x))                 # (asarray: a 0-d input gives a scalar)
             np.exp(out, out=out)
             out += 1
             np.reciprocal(out, out=out)
@@ -192,7 +193,8 @@ def _rational(t: np.ndarray, numerator: tuple, denominator: tuple) -> np.ndarray
 def erf(x: np.ndarray) -> np.ndarray:
     """The error function, elementwise, computed in float64 and returned in x's dtype; within
     a few ulps of the C library's erf (math.erf) for every finite x."""
-    ax = np.abs(np.asarray(x, dtype=np.float64))
+    x = asarray(x)
+    ax = np.abs(asarray(x, np.float64))
     out = np.empty_like(ax)
     small, large = ax <= 0.46875, ax > 4
     middle = ~small & ~large
@@ -204,7 +206,7 @@ def erf(x: np.ndarray) -> np.ndarray:
     with np.errstate(under="ignore"):
         tail = (1 / math.sqrt(math.pi) - _rational(1 / (t * t), _ERFC_P, _ERFC_Q) / (t * t)) / t
         out[large] = 1 - np.exp(-t * t) * tail
-    return (np.sign(x) * out).astype(np.asarray(x).dtype, copy=False)
+    return (np.sign(x) * out).astype(x.dtype, copy=False)
 
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)

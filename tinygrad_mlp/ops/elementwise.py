@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinygrad_mlp.backend import asarray
 from tinygrad_mlp.ops._shared import _broadcast_error
 from tinygrad_mlp.tensor import Function
 
@@ -268,8 +269,8 @@ class Minimum(BinaryOp):
 
 def _winner_share(wins: np.ndarray, ties: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """The fraction of the gradient that goes to the first operand: 1, ½ at a tie, or 0."""
-    share = np.asarray(wins, dtype=dtype)
-    share[np.asarray(ties)] = 0.5
+    share = asarray(wins, dtype)
+    share[asarray(ties)] = 0.5
     return share
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tinygrad_mlp.backend import to_device_of
 from tinygrad_mlp.tensor import Function, get_generator
 
 
@@ -14,7 +15,7 @@ class Dropout(Function):
 
     @staticmethod
     def forward(ctx, x, p=0.5):
-        keep = get_generator().random(x.shape) >= p
+        keep = to_device_of(get_generator().random(x.shape), x) >= p   # drawn on the host
         ctx.scale = keep * x.dtype.type(0 if p == 1 else 1 / (1 - p))   # p = 1: all dropped
         return x * ctx.scale
 

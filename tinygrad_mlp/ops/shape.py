@@ -135,7 +135,7 @@ class BroadcastTo(Function):
     @staticmethod
     def forward(ctx, x, shape=()):
         try:
-            return np.array(np.broadcast_to(x, shape))
+            return np.broadcast_to(x, shape).copy()
         except (ValueError, TypeError):
             raise ValueError(f"broadcast_to: an input of shape {x.shape} cannot be broadcast to "
                              f"{shape!r}") from None
@@ -199,7 +199,7 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        full = np.zeros(ctx.shape, dtype=grad.dtype)
+        full = np.zeros_like(grad, shape=ctx.shape)
         if _is_basic_index(ctx.index):
             full[ctx.index] = grad
         else:
