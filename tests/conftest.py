@@ -43,9 +43,22 @@ def pytest_runtest_makereport(item, call):
 
 # --- the stand-in device: TINYGRAD_MLP_TEST_DEVICE=standin runs the engine on DeviceArray -------
 
-if os.environ.get("TINYGRAD_MLP_TEST_DEVICE") == "standin":
+STANDIN = os.environ.get("TINYGRAD_MLP_TEST_DEVICE") == "standin"
+if STANDIN:
     from standin_device import DeviceArray, to_device
 
     from tinygrad_mlp import backend
 
     backend.set_array_type(DeviceArray, to_device)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "host_only(reason): a test whose own data is host arrays "
+                                       "the library would get on a device; skipped on the stand-in")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        marker = item.get_closest_marker("host_only")
+        if STANDIN and marker is not None:
+            item.add_marker(pytest.mark.skip(reason=f"host only: {marker.args[0]}"))

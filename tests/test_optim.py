@@ -17,6 +17,12 @@ arrays = hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=2, max_sid
                     elements=st.floats(-5, 5))
 
 
+def engine_array(values, dtype=np.float64):
+    """A gradient as backward would leave it: an array of the engine's type (on the stand-in
+    device under TINYGRAD_MLP_TEST_DEVICE=standin), set by hand."""
+    return tm.Tensor(np.array(values, dtype=dtype), dtype=dtype).data
+
+
 def param(values, dtype=np.float64):
     return tm.Tensor(np.array(values, dtype=dtype), requires_grad=True)
 
@@ -25,7 +31,7 @@ def run(optimizer, p, grads):
     """Apply one step per gradient in `grads`; return the parameter after each step."""
     history = []
     for g in grads:
-        p.grad = np.array(g, dtype=p.dtype)
+        p.grad = engine_array(g, p.dtype)
         optimizer.step()
         history.append(p.data.copy())
     return history
@@ -60,7 +66,7 @@ def adam_reference(W, grads, lr, betas, eps, weight_decay=0.0):
 def test_plain_sgd_is_the_blogs_update_by_hand():
     p = param([[1.0, -2.0], [0.5, 3.0]])
     optimizer = optim.SGD([p], lr=0.1)
-    p.grad = np.array([[0.5, 1.0], [-1.0, 0.0]])
+    p.grad = engine_array([[0.5, 1.0], [-1.0, 0.0]])
     optimizer.step()
     np.testing.assert_array_equal(p.data, [[0.95, -2.1], [0.6, 3.0]])
 
@@ -121,7 +127,7 @@ def test_step_is_in_place_float32_skips_none_grads_and_records_no_graph(make):
 
 def test_zero_grad_sets_grads_to_none():
     p = param([1.0])
-    p.grad = np.array([2.0])
+    p.grad = engine_array([2.0])
     optimizer = optim.SGD([p], lr=1.0)
     optimizer.zero_grad()
     assert p.grad is None
@@ -236,7 +242,7 @@ def test_each_group_steps_with_its_own_hyper_parameters():
     optimizer = optim.SGD([{"params": [a], "lr": 0.5}, {"params": [b], "momentum": 0.9}],
                           lr=0.1)
     for _ in range(2):
-        a.grad, b.grad = np.array([1.0]), np.array([1.0])
+        a.grad, b.grad = engine_array([1.0]), engine_array([1.0])
         optimizer.step()
     np.testing.assert_allclose(a.data, [1 - 0.5 - 0.5])
     np.testing.assert_allclose(b.data, [1 - 0.1 - 0.1 * 1.9])
@@ -371,7 +377,7 @@ def test_every_step_bumps_the_version_so_a_stale_graph_cannot_backpropagate(make
     w = param([1.0, 2.0])
     optimizer = make([w])
     y = (w * w).sum()
-    w.grad = np.array([1.0, 1.0])
+    w.grad = engine_array([1.0, 1.0])
     optimizer.step()
     assert w.version == 1
     with pytest.raises(RuntimeError, match="modified"):

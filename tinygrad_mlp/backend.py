@@ -79,7 +79,7 @@ def forward_result(function: str, data: Any) -> np.ndarray:
         data = asarray(data)
         if data.dtype.kind in "fbiu":
             return data
-    kind = f"a {type(data).__name__} of dtype {data.dtype}" if isinstance(data, np.ndarray) else (
+    kind = f"an array of dtype {data.dtype}" if isinstance(data, np.ndarray) else (
         f"{type(data).__name__} {data!r}"[:80])
     raise TypeError(f"{function}.forward must return a numeric numpy array, got {kind}")
 

@@ -60,7 +60,7 @@ def one_hot_from_indices(name: str, indices: np.ndarray, a2: np.ndarray, axis: i
         raise ValueError(f"{name}: class index {int(indices.flat[bad])} at position "
                          f"{position(bad, indices.shape)} is out of range for K={K} classes "
                          f"(valid 0..{K - 1})")
-    one_hot = np.zeros(a2.shape, dtype=a2.dtype)
+    one_hot = np.zeros_like(a2)
     np.put_along_axis(one_hot, np.expand_dims(indices, axis), 1, axis=axis)
     return one_hot
 

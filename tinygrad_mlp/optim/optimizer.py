@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from tinygrad_mlp._checks import choice, finite_real, is_real
+from tinygrad_mlp.backend import asarray
 from tinygrad_mlp.tensor import Tensor
 
 __all__ = ["Optimizer"]
@@ -265,7 +266,7 @@ class Optimizer:
                 raise ValueError(f"{name}: state[{index}][{key!r}] has shape {array.shape} "
                                  f"and dtype {array.dtype}, parameter {index} has shape "
                                  f"{param.shape}")
-            state[key] = np.array(array, dtype=param.dtype)     # a copy in the param's dtype
+            state[key] = asarray(value).astype(param.dtype)   # a copy in the param's dtype and place
         return state
 
     def __repr__(self) -> str:

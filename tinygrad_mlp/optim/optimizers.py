@@ -91,7 +91,7 @@ class SGD(Optimizer):
                 if momentum:
                     state = self._states.get(id(param))
                     if state is None:
-                        buf = np.array(grad, dtype=W.dtype)
+                        buf = grad.astype(W.dtype)       # a copy, where W lives
                         self._states[id(param)] = {"momentum_buffer": buf}
                     else:
                         buf = state["momentum_buffer"]
