@@ -56,7 +56,6 @@ class Conv2d(Module):
     groups=in_channels is a depthwise convolution (out_channels a multiple of it).
     """
 
-    replayable = True     # the graph never depends on the values
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
                  stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | str = 0,
@@ -137,7 +136,6 @@ class _Pool2d(Module):
     """What the two poolings share: their arguments, checked once, and one op per window.
     stride defaults to the kernel size; padding may be at most half the kernel, or "same"."""
 
-    replayable = True     # the graph never depends on the values
     pool: type[Function]  # the op each subclass applies
 
     def __init__(self, kernel_size: int | tuple[int, int],
@@ -182,7 +180,6 @@ class _AdaptivePool2d(Module):
     """What the two adaptive poolings share: output_size (an int, or a pair with None keeping
     the input's size) and PyTorch's bins, floor(i·H/out) to ceil((i + 1)·H/out)."""
 
-    replayable = True     # the graph never depends on the values
     pool: type[Function]
 
     def __init__(self, output_size: int | tuple[int | None, int | None]) -> None:
@@ -222,7 +219,6 @@ class ZeroPad2d(Module):
     """Zeros around each image: padding an int, or PyTorch's (left, right, top, bottom).
     (N, C, H, W) → (N, C, H + top + bottom, W + left + right); (C, H, W) works too."""
 
-    replayable = True     # the graph never depends on the values
 
     def __init__(self, padding: int | tuple[int, int, int, int]) -> None:
         super().__init__()
