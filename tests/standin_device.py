@@ -5,7 +5,7 @@ numpy's functions and ufuncs on it give DeviceArrays (the work "stays on the dev
 code of tinygrad_mlp that mixes one with a plain host ndarray (one made by `np.zeros(shape)`,
 a host random draw, `np.asarray` of it) is a TypeError naming the file and line, as CuPy
 refuses such a mix. Tests may mix freely (comparing a result with an expected host array
-computes on the host), so only the library is held to the rule (its test harness, testing.py
+computes on the host), so only the library is held to the rule (its test harness, testing/
 and gradcheck.py, counts as test code). Numbers and 0-d arrays pass as scalars.
 
 `conftest.py` switches the engine to it when TINYGRAD_MLP_TEST_DEVICE=standin (.ci/run runs the
@@ -24,7 +24,7 @@ import tinygrad_mlp
 
 _LIBRARY = os.path.dirname(tinygrad_mlp.__file__) + os.sep
 # the test harness's own modules compare on the host on purpose (gradcheck's float64 side)
-_HARNESS = tuple(_LIBRARY + name for name in ("testing.py", "gradcheck.py"))
+_HARNESS = tuple(_LIBRARY + name for name in ("testing" + os.sep, "gradcheck.py"))
 _NUMPY = os.path.dirname(np.__file__) + os.sep
 
 

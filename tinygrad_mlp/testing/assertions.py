@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tinygrad_mlp.gradcheck import GradcheckError, gradcheck
-from tinygrad_mlp.tensor import Tensor, graph_size, is_recording, no_grad, record_tape
+from tinygrad_mlp.tensor import (Tensor, as_array, graph_size, is_recording, no_grad,
+                                 record_tape)
 
 # (rtol, atol) an op computed in each dtype must meet against the same op in float64, on the very
 # values the dtype holds: torch.testing.assert_close's defaults. atol scales with the largest
@@ -222,7 +223,7 @@ def assert_raw_backward(fn: Callable[..., Tensor], *arrays: Any, seed: int = 0) 
         name = type(function).__name__
         if not any(function.needs_input_grad):
             continue
-        G = rng.standard_normal(output.shape).astype(output.dtype)
+        G = as_array(rng.standard_normal(output.shape).astype(output.dtype))   # where it runs
         returned = type(function).backward(function, G)
         returned = returned if isinstance(returned, (tuple, list)) else (returned,)
         if len(returned) != len(inputs):
