@@ -21,7 +21,6 @@ class Reshape(Module):
     """Each sample reshaped to `shape` (ints ≥ 1, at most one −1 for "the rest"), in the
     sample's own (C order) element order, like Keras's Reshape(target_shape)."""
 
-    replayable = True
 
     def __init__(self, shape: Sequence[int]) -> None:
         super().__init__()
@@ -43,7 +42,6 @@ class Permute(Module):
     """Each sample's axes reordered: `dims` numbers them from 1, the batch axis not counted
     (Keras's Permute), so (2, 3, 1) turns (N, C, H, W) into (N, H, W, C)."""
 
-    replayable = True
 
     def __init__(self, dims: Sequence[int]) -> None:
         super().__init__()
