@@ -178,6 +178,9 @@ FAMILIES = {
         nn.AdaptiveAvgPool2d(2), nn.Identity(), nn.Flatten(), nn.Linear(12, 2)), IMAGES,
         ["Conv2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d", "ZeroPad2d", "AdaptiveMaxPool2d",
          "AdaptiveAvgPool2d", "Identity", "Flatten"]),
+    "shape": (lambda: nn.Sequential(
+        nn.Conv2d(2, 3, 3), nn.Permute((2, 3, 1)), nn.Reshape((-1, 3)), nn.Flatten(),
+        nn.Linear(48, 2)), IMAGES, ["Permute", "Reshape"]),
     "containers": (Containers, ROWS, ["Sequential", "ModuleList", "ModuleDict"]),
     "functional": (functional_model, ROWS,
                    ["Model", "Add", "Multiply", "Concatenate", "Rescaling"]),
