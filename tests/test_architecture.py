@@ -12,7 +12,10 @@ count too):
 from __future__ import annotations
 
 import ast
+import json
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -151,6 +154,41 @@ def test_every_module_is_seen():
     layers = {layer_of_file(path) for path in modules()}
     assert {"tensor", "ops", "nn", "train", "viz", "cli", FACADE} <= layers
     assert {"_ctx", "_retain_grad"} <= tensor_private_names()
+
+
+# --- `import tinygrad_mlp` loads the framework, not what sits above it -------------------------
+
+OPTIONAL_EXTRAS = ("cv2", "matplotlib", "onnx", "onnxruntime", "torch", "h5py", "keras", "jax",
+                   "hypothesis", "IPython")
+ABOVE_THE_FRAMEWORK = ("reference", "viz", "blog", "export", "fer", "testing", "exercises",
+                       "interop", "cli")
+
+
+def modules_after(code: str) -> set[str]:
+    """The names in sys.modules after running `code` in a fresh interpreter."""
+    script = f"import json, sys\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, cwd=PACKAGE.parent)
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def test_importing_the_package_loads_no_application_and_no_optional_extra():
+    loaded = modules_after("import tinygrad_mlp")
+    extras = sorted(name for name in loaded if name.split(".")[0] in OPTIONAL_EXTRAS)
+    above = sorted(name for name in loaded
+                   if name.split(".")[:2] in [["tinygrad_mlp", layer]
+                                              for layer in ABOVE_THE_FRAMEWORK])
+    assert not extras and not above, (extras, above)
+    assert {"tinygrad_mlp.tensor", "tinygrad_mlp.nn", "tinygrad_mlp.train"} <= loaded
+
+
+def test_the_applications_are_there_when_asked_for():
+    loaded = modules_after("import tinygrad_mlp as tm\n"
+                           "assert callable(tm.export.to_onnx) and callable(tm.from_keras)\n"
+                           "assert tm.fer.classify_faces and tm.blog.blog_network\n"
+                           "assert tm.viz.explain and tm.reference and tm.exercises\n"
+                           "assert {'fer', 'export', 'viz', 'from_keras'} <= set(dir(tm))")
+    assert {"tinygrad_mlp.fer", "tinygrad_mlp.export", "tinygrad_mlp.interop"} <= loaded
 
 
 # --- the checker catches each kind of breach (so the test above can fail) ---------------------

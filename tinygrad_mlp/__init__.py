@@ -12,11 +12,8 @@ from tinygrad_mlp.tensor import (Function, Tensor, concatenate, enable_grad, get
 from tinygrad_mlp import ops
 from tinygrad_mlp import nn, optim
 from tinygrad_mlp import data, datasets
-from tinygrad_mlp import reference
 from tinygrad_mlp.gradcheck import GradcheckError, gradcheck
-from tinygrad_mlp import viz, blog
 from tinygrad_mlp.io import load, load_model, save, save_model
-from tinygrad_mlp import export, fer
 from tinygrad_mlp.train import (Callback, EarlyStopping, History, LearningRateScheduler, TrainStep,
                                 evaluate, fit, predict)
 
@@ -30,14 +27,21 @@ __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "s
            "History", "Callback", "EarlyStopping", "LearningRateScheduler", "TrainStep",
            "from_keras"]
 
-_LAZY_MODULES = ("testing", "exercises", "interop")   # testing imports hypothesis (the `test` extra)
+# Above the framework, imported on first use (`tm.fer`, `tm.export`, `tm.from_keras`, ...), so
+# `import tinygrad_mlp` loads only the framework: the applications, teaching code and the
+# optional extras they reach (OpenCV, matplotlib, onnx, torch, h5py, hypothesis) wait until asked.
+_LAZY_MODULES = ("reference", "viz", "blog", "export", "fer", "interop", "testing", "exercises")
+_LAZY_NAMES = {"from_keras": "interop"}       # a name taken from a lazy module
 
 
 def __getattr__(name: str):
-    if name == "from_keras":              # interop imports h5py only when a file is read, but
-        from tinygrad_mlp.interop import from_keras   # `import tinygrad_mlp` stays lean
-        return from_keras
-    if name in _LAZY_MODULES:
+    if name in _LAZY_MODULES or name in _LAZY_NAMES:
         import importlib
-        return importlib.import_module(f"tinygrad_mlp.{name}")
+        module = importlib.import_module(f"tinygrad_mlp.{_LAZY_NAMES.get(name, name)}")
+        return getattr(module, name) if name in _LAZY_NAMES else module
     raise AttributeError(f"module 'tinygrad_mlp' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_MODULES) | set(_LAZY_NAMES))
+
