@@ -23,9 +23,9 @@ from tinygrad_mlp.tensor import Tensor
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tinygrad_mlp"
 
-LAYERS = ["_checks", "_files", "backend", "config", "tensor", "ops", "nn", "optim", "data",
-          "datasets", "train", "reference", "gradcheck", "io", "testing", "exercises", "viz",
-          "blog", "interop", "export", "fer", "cli"]
+LAYERS = ["_checks", "_files", "backend", "config", "tensor", "ops", "nn", "optim", "models",
+          "data", "datasets", "train", "reference", "gradcheck", "io", "testing", "exercises",
+          "viz", "blog", "interop", "export", "fer", "cli"]
 ALLOWED = {("tensor", "ops")}   # the engine's methods (tensor_methods.py) are calls into ops
 FACADE = "tinygrad_mlp"         # the package's __init__: it re-exports every layer
 SAME_LAYER = {"tensor_methods": "tensor"}   # Tensor's operator methods: the engine's second file

@@ -194,7 +194,7 @@ def public_names() -> list[tuple[str, str, object]]:
     public submodules' __all__."""
     found = []
     for namespace in ("tinygrad_mlp", "tinygrad_mlp.nn", "tinygrad_mlp.optim",
-                      "tinygrad_mlp.data", "tinygrad_mlp.datasets", "tinygrad_mlp.io",
+                      "tinygrad_mlp.models", "tinygrad_mlp.data", "tinygrad_mlp.datasets", "tinygrad_mlp.io",
                       "tinygrad_mlp.viz", "tinygrad_mlp.train", "tinygrad_mlp.reference",
                       "tinygrad_mlp.blog", "tinygrad_mlp.exercises", "tinygrad_mlp.nn.init",
                       "tinygrad_mlp.nn.utils", "tinygrad_mlp.optim.lr_scheduler"):

@@ -88,7 +88,7 @@ def test_faces_become_fer2013_pixels():
 def test_video_pipeline_finds_the_moving_face_in_every_frame(astronaut_video, tmp_path):
     path, truth = astronaut_video
     tm.manual_seed(0)
-    model = nn.conv.cnn(48, 48, 7)
+    model = tm.models.cnn(48, 48, 7)
     out = str(tmp_path / "annotated.avi")
     result = fer.annotate_video(model, path, out, progress=False)
     assert result["frames"] == len(truth)

@@ -10,7 +10,7 @@ from tinygrad_mlp.tensor import (Function, Tensor, concatenate, enable_grad, get
                                  get_generator, graph_size, is_grad_enabled, manual_seed, maximum,
                                  minimum, no_grad, set_default_dtype, stack, where)
 from tinygrad_mlp import ops
-from tinygrad_mlp import nn, optim
+from tinygrad_mlp import nn, optim, models
 from tinygrad_mlp import data, datasets
 from tinygrad_mlp.gradcheck import GradcheckError, gradcheck
 from tinygrad_mlp.io import load, load_model, save, save_model
@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "set_default_dtype",
            "get_default_dtype", "manual_seed", "get_generator", "graph_size", "stack",
-           "concatenate", "where", "maximum", "minimum", "ops", "nn", "optim",
+           "concatenate", "where", "maximum", "minimum", "ops", "nn", "optim", "models",
            "data", "datasets", "reference", "gradcheck", "GradcheckError", "viz", "blog", "save",
            "load", "save_model", "load_model", "export", "fer", "fit", "evaluate", "predict",
            "History", "Callback", "EarlyStopping", "LearningRateScheduler", "TrainStep",

@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
                        help="mlp: the blog's network (D → M sigmoid → K); cnn: two conv–ReLU–"
                             "pool blocks, dropout and a linear head on (N, 1, H, W) images "
-                            "(nn.conv.cnn; Adam by default)")
+                            "(tm.models.cnn; Adam by default)")
     train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                        help="--model cnn: new random shifts (up to 2 pixels) of every batch, "
                             "and left–right flips for faces; default on for FER2013 only")
@@ -357,7 +357,7 @@ def _check_plot(path: str, option: str = "--plot") -> None:
 def _train(args: argparse.Namespace) -> int:
     from tinygrad_mlp import nn, optim
     from tinygrad_mlp.data import augment_images, one_hot
-    from tinygrad_mlp.nn.conv import cnn
+    from tinygrad_mlp.models import cnn, mlp
     from tinygrad_mlp.train import evaluate, fit
 
     method = args.method or "minibatch"
@@ -410,10 +410,10 @@ def _train(args: argparse.Namespace) -> int:
         model = cnn(side, side, K)
         loss, Y_train, Y_test, output = nn.CrossEntropyLoss(), y_train, y_test, "softmax"
     elif args.loss == "ce":
-        model = nn.Sequential(nn.Linear(D, M), nn.Sigmoid(), nn.Linear(M, K), nn.Softmax())
+        model = mlp(D, M, K, output="softmax")
         loss, Y_train, Y_test, output = nn.CrossEntropyLoss(), y_train, y_test, "softmax"
     else:
-        model = nn.Sequential(nn.Linear(D, M), nn.Sigmoid(), nn.Linear(M, K), nn.Sigmoid())
+        model = mlp(D, M, K, output="sigmoid")
         loss, output = nn.MSELoss(), "sigmoid"
         Y_train, Y_test = one_hot(y_train, K), one_hot(y_test, K)
     if args.optimizer == "adam":

@@ -17,9 +17,6 @@ import numpy as np
 from tinygrad_mlp import ops
 from tinygrad_mlp._checks import is_int
 from tinygrad_mlp.nn import init
-from tinygrad_mlp.nn.containers import Sequential
-from tinygrad_mlp.nn.activations import ReLU, Softmax
-from tinygrad_mlp.nn.layers import Dropout, Flatten, Linear
 from tinygrad_mlp.nn.module import Module, cast_input
 from tinygrad_mlp.ops.image import (adaptive_output_size, output_size, padding_argument,
                                      pair, pool_arguments, resolve_padding)
@@ -242,21 +239,3 @@ class ZeroPad2d(Module):
 
     def extra_repr(self) -> str:
         return f"padding={self.padding}"
-
-
-def cnn(height: int, width: int, classes: int, channels: int = 1, hidden: int = 128,
-        dropout: float = 0.5) -> Sequential:
-    """The small image classifier `tinygrad-mlp train --model cnn` trains: (N, channels, H, W)
-    in, class probabilities (N, classes) out.
-
-    Two blocks of 3×3 convolution (padding 1, so the size is kept) → ReLU → 2×2 max pool, with
-    32 then 64 channels; then flatten, dropout, a hidden Linear + ReLU, dropout, and a Linear +
-    Softmax head. For 28×28 MNIST that is 421,642 parameters; for 48×48 FER2013, 1,199,495.
-    """
-    if height < 4 or width < 4:
-        raise ValueError(f"cnn: images must be at least 4×4 (two 2×2 pools), got {height}×{width}")
-    features = 64 * (height // 4) * (width // 4)
-    return Sequential(Conv2d(channels, 32, 3, padding=1), ReLU(), MaxPool2d(2),
-                      Conv2d(32, 64, 3, padding=1), ReLU(), MaxPool2d(2),
-                      Flatten(), Dropout(dropout / 2), Linear(features, hidden), ReLU(),
-                      Dropout(dropout), Linear(hidden, classes), Softmax())
