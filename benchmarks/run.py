@@ -9,7 +9,9 @@ round-robin order (rotated each repetition, so drift and cache effects hit all a
 warm-up round; the table shows the median seconds, min–max, and the ratio to hand-written numpy.
 Before timing, a correctness guard checks that every implementation gives numpy's loss after
 one step from the same weights (a benchmark of different math is meaningless) and prints a
-WARNING line if not. Peak memory for W1 and W7 is measured in one subprocess per implementation.
+WARNING line if not. Peak memory for W1, W7, W8.64 and W9 is measured in one subprocess per
+implementation. W8/W9 (benchmarks/vision.py) have no numpy version: guard and ratios are to
+PyTorch.
 
 BLAS threads: `--threads N` (default 1) sets OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and
 MKL_NUM_THREADS before numpy is first imported (this file reads argv before importing numpy;
@@ -45,6 +47,7 @@ import numpy as np  # noqa: E402
 from benchmarks import scaling  # noqa: E402
 from benchmarks.common import NotApplicable  # noqa: E402
 from benchmarks.impl_numpy import BlasBoundRunner  # noqa: E402
+from benchmarks.vision import VISION_KINDS, make_vision_data  # noqa: E402
 from benchmarks.workloads import Workload, chain_input, flops, make_data, workloads  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,6 +63,8 @@ IMPLEMENTATIONS = {
     "autograd": ("benchmarks.impl_frameworks", "AutogradRunner", "autograd"),
     "sklearn": ("benchmarks.impl_frameworks", "SklearnRunner", "sklearn"),
     "jax": ("benchmarks.impl_frameworks", "JaxRunner", "jax"),
+    "onnxruntime": ("benchmarks.vision", "OnnxVisionRunner", "onnxruntime"),
+    "keras_jax": ("benchmarks.vision", "KerasJaxVisionRunner", "jax"),
 }
 BOUND = "BLAS bound"   # the matrix products alone, timed round-robin with the implementations
 ALIASES = {"tinygrad": ("tinygrad_fit", "tinygrad_loop", "tinygrad_step"), "pytorch": ("torch",),
@@ -79,8 +84,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="minimum timed rounds per workload (default 5, quick 2); short "
                              "workloads get up to 4x that within a few seconds")
     parser.add_argument("--only", default="",
-                        help="workloads to run, e.g. W1,W3; S is the scaling study (time per "
-                             "sample against batch size), V the face video's fps; default all")
+                        help="workloads to run, e.g. W1,W3 (W8: W8.1 and W8.64); S is the scaling "
+                             "study (time per sample against batch size), V the face video's "
+                             "fps; default all")
     parser.add_argument("--impl", default="",
                         help="implementations, e.g. numpy,tinygrad,torch (default all; "
                              f"names: {', '.join(IMPLEMENTATIONS)}; tinygrad means both)")
@@ -91,7 +97,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--figure", metavar="PNG",
                         help="write the scaling study's log-log figure (needs matplotlib)")
     parser.add_argument("--no-memory", action="store_true",
-                        help="skip the W1 and W7 peak-memory runs")
+                        help="skip the peak-memory runs (W1, W7, W8.64, W9)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall (default): perf_counter; cpu: process_time, steadier when "
                              "other jobs share the cores (fair only with 1 thread everywhere)")
@@ -110,6 +116,7 @@ def select_workloads(only: str, quick: bool) -> tuple[list[Workload], list[Workl
     if not only:
         return list(suite.values()), scaling.workloads(quick)
     keys = [k.strip().upper() for k in only.split(",") if k.strip()]
+    keys = [k for key in keys for k in ([s for s in suite if s.startswith(key + ".")] or [key])]
     unknown = [k for k in keys if k not in suite and k not in ("S", "V")]
     if unknown:
         raise SystemExit(f"--only: unknown workload(s) {', '.join(unknown)}; "
@@ -135,13 +142,19 @@ def select_impls(spec: str) -> list[str]:
     return names
 
 
-def runner_class(name: str) -> type | None:
-    """The runner class, or None when its framework is not installed."""
+def runner_class(name: str, wl: Workload | None = None) -> type | None:
+    """The runner class (for workload `wl`'s kind when given), or None when its framework is not
+    installed; NotApplicable when the implementation has no version of `wl`."""
     module_name, class_name, needs = IMPLEMENTATIONS[name]
     try:
         __import__(needs)
     except ImportError:
         return None
+    if wl is not None and wl.kind in VISION_KINDS:     # W8/W9: benchmarks/vision.py's runners
+        from benchmarks import vision
+        if name not in vision.RUNNERS:
+            raise NotApplicable
+        return vision.RUNNERS[name]
     module = __import__(module_name, fromlist=[class_name])
     return getattr(module, class_name)
 
@@ -194,6 +207,8 @@ def prepare(wl: Workload) -> dict[str, Any]:
         return {"x": chain_input()}
     if wl.kind == "digits":
         return {}
+    if wl.kind in VISION_KINDS:
+        return make_vision_data(wl)
     return make_data(wl)
 
 
@@ -203,24 +218,27 @@ def _error(error: Exception) -> str:
 
 def correctness_guard(wl: Workload, runners: dict[str, Any],
                       status: dict[str, str] | None = None) -> list[str]:
-    """WARNING lines for implementations whose one-step loss (or output) differs from numpy's.
+    """WARNING lines for implementations whose one-step loss (or output) differs from the
+    workload's base implementation's (numpy's; PyTorch's for W8/W9).
 
     An implementation that raises is dropped from `runners` with its error in `status`.
     """
     status = {} if status is None else status
-    if "numpy" not in runners:
+    base = wl.base
+    if base not in runners:
         return []
     try:
-        expected = runners["numpy"].check()
+        expected = runners[base].check()
     except Exception as error:
-        status["numpy"] = _error(error)
-        del runners["numpy"]
-        return [f"ERROR {wl.key} numpy: {status['numpy']} (no guard, no ratios)"]
+        status[base] = _error(error)
+        del runners[base]
+        return [f"ERROR {wl.key} {base}: {status[base]} (no guard, no ratios)"]
     # float32 after one step; W6 compares held-out accuracies of two different training runs
-    rtol, atol = (0.0, 0.03) if wl.kind == "digits" else (2e-4, 1e-5)
+    rtol, atol = {"digits": (0.0, 0.03), "vision_infer": (0.0, 1e-4),
+                  "vision_train": (0.0, 1e-4)}.get(wl.kind, (2e-4, 1e-5))
     warnings_ = []
     for name, runner in list(runners.items()):
-        if name == "numpy":
+        if name == base:
             continue
         try:
             got = runner.check()
@@ -235,8 +253,8 @@ def correctness_guard(wl: Workload, runners: dict[str, Any],
         if got.shape != np.shape(expected) or not np.allclose(got, expected, rtol=rtol, atol=atol):
             worst = np.max(np.abs(got - expected)) if got.shape == np.shape(expected) else "shape"
             warnings_.append(f"WARNING {wl.key} {name}: result after one step differs from "
-                             f"hand-written numpy (max |diff| {worst}); its timing is of "
-                             f"different math")
+                             f"{'hand-written numpy' if base == 'numpy' else base}'s (max |diff| "
+                             f"{worst}); its timing is of different math")
     return warnings_
 
 
@@ -253,11 +271,11 @@ def bench_workload(wl: Workload, impls: list[str], repeat: int, log: Callable[[s
     runners: dict[str, Any] = {}
     status: dict[str, str] = {}
     for name in impls:
-        cls = runner_class(name)
-        if cls is None:
-            status[name] = "not installed"
-            continue
         try:
+            cls = runner_class(name, wl)
+            if cls is None:
+                status[name] = "not installed"
+                continue
             runners[name] = cls(wl, data)
         except NotApplicable as reason:
             status[name] = str(reason) or "n/a"
@@ -268,9 +286,9 @@ def bench_workload(wl: Workload, impls: list[str], repeat: int, log: Callable[[s
     for line in flagged:
         log(line)
     if not flagged and len(runners) > 1:
-        what = {"digits": "held-out accuracy", "train": "one-step loss",
-                "conv": "one-step loss"}.get(wl.kind, "output")
-        print(f"guard: {', '.join(n for n in runners if n != 'numpy')} agree with numpy "
+        what = {"digits": "held-out accuracy", "train": "one-step loss", "conv": "one-step loss",
+                "vision_train": "first step's loss"}.get(wl.kind, "output")
+        print(f"guard: {', '.join(n for n in runners if n != wl.base)} agree with {wl.base} "
               f"({what})", end=" ... ", flush=True)
     try:
         if bound:
@@ -306,7 +324,7 @@ def bench_workload(wl: Workload, impls: list[str], repeat: int, log: Callable[[s
     return {"times": {n: t for n, t in times.items() if t}, "status": status, "rounds": rounds}
 
 
-# --- peak memory (W1 and W7, one subprocess per implementation) ---------------------------------
+# --- peak memory (MEMORY_WORKLOADS, one subprocess per implementation) ---------------------------
 
 def _vm_kib(field: str) -> int:
     with open("/proc/self/status") as f:
@@ -319,15 +337,19 @@ def _vm_kib(field: str) -> int:
 
 def memory_child(name: str, key: str, quick: bool) -> None:
     """Run workload `key` once with one implementation; print {"import": KiB, "peak": KiB}."""
-    cls = runner_class(name)
+    wl = workloads(quick)[key]
+    try:
+        cls = runner_class(name, wl)
+    except NotApplicable as reason:
+        print(json.dumps({"error": str(reason) or "n/a"}))
+        return
     if cls is None:
         print(json.dumps({"error": "not installed"}))
         return
     __import__(IMPLEMENTATIONS[name][2])        # the framework's import cost counts
     imported = _vm_kib("VmRSS")
-    wl = workloads(quick)[key]
     try:
-        runner = cls(wl, make_data(wl))
+        runner = cls(wl, prepare(wl))
     except NotApplicable as reason:
         print(json.dumps({"error": str(reason) or "n/a"}))
         return
@@ -365,16 +387,17 @@ def _fmt_seconds(s: float) -> str:
 
 def rows(wls: list[Workload], results: dict[str, Any], impls: list[str]) -> list[list[str]]:
     """Table rows: workload, implementation, median, min–max, ratio of medians to numpy's (the
-    figure the issue's targets use), ratio of minimums (steadier under load), time per step."""
+    figure the issue's targets use), ratio of minimums (steadier under load), time per step.
+    W8/W9 have no numpy version: their ratios are to PyTorch, as their workload cell says."""
     out = []
     for wl in wls:
         res = results[wl.key]
-        numpy_times = res["times"].get("numpy")
-        base = statistics.median(numpy_times) if numpy_times else None
-        base_min = min(numpy_times) if numpy_times else None
+        base_times = res["times"].get(wl.base)        # numpy, or torch where numpy has none
+        base = statistics.median(base_times) if base_times else None
+        base_min = min(base_times) if base_times else None
         steps = steps_of(wl)
         for name in impls + ([BOUND] if BOUND in res["times"] else []):
-            label = f"{wl.key} {wl.title}" if not out or out[-1][0].split()[0] != wl.key else ""
+            label = f"{wl.key} {wl.heading}" if not out or out[-1][0].split()[0] != wl.key else ""
             if name in res["times"]:
                 t = res["times"][name]
                 med = statistics.median(t)
@@ -396,6 +419,8 @@ def steps_of(wl: Workload) -> int:
         return -(-wl.N // (wl.batch or wl.N)) * wl.epochs
     if wl.kind == "chain":
         return wl.n_ops
+    if wl.kind in VISION_KINDS:
+        return 1
     return 0
 
 
@@ -408,11 +433,11 @@ BOUND_NOTE = ("BLAS bound: the workload's matrix products alone (same shapes, pr
               "inference 2·N·(D·M + M·K).")
 SCALING_NOTE = ("Scaling study: µs per sample of one SGD epoch, the minimum over the rounds, "
                 "with its ratio to hand-written numpy's minimum.")
-MEMORY_WORKLOADS = ("W1", "W7")   # peak memory: one fresh process per implementation
+MEMORY_WORKLOADS = ("W1", "W7", "W8.64", "W9")   # peak memory: a fresh process per implementation
 
 
-def memory_rows(mem: dict[str, dict[str, Any]]) -> list[list[str]]:
-    base = mem.get("numpy", {}).get("peak")
+def memory_rows(mem: dict[str, dict[str, Any]], base_name: str = "numpy") -> list[list[str]]:
+    base = mem.get(base_name, {}).get("peak")
     out = []
     for name, m in mem.items():
         if "error" in m:
@@ -442,7 +467,7 @@ def markdown_report(info: dict[str, str], command: str, wls: list[Workload], tab
              f"Date: {info['date']}.  ",
              f"Command: `{command}`"]
     if wls:
-        parts += ["", "\n".join(f"- **{wl.key}** {wl.title}: {wl.describe()}" for wl in wls),
+        parts += ["", "\n".join(f"- **{wl.key}** {wl.heading}: {wl.describe()}" for wl in wls),
                   "", table]
     if memory:
         parts += ["", memory]
@@ -459,7 +484,7 @@ def write_json(path: str, info: dict[str, str], command: str, clock: str, wls: l
     """The run as JSON: what ran where, the tables as printed (markdown) and every raw time, so
     a report (docs/benchmarks.md, the README's headline) is generated from it, never pasted."""
     report = {"machine": info, "command": command, "clock": clock,
-              "workloads": {wl.key: {"title": wl.title, "what": wl.describe(),
+              "workloads": {wl.key: {"title": wl.heading, "what": wl.describe(),
                                      "rounds": results[wl.key]["rounds"],
                                      "times": results[wl.key]["times"],
                                      "status": results[wl.key]["status"]} for wl in wls},
@@ -528,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.digits import config
             log("W6 settings (the CLI's defaults): " +
                 ", ".join(f"{k} {v}" for k, v in config(wl).items()))
-        print(f"{wl.key} {wl.title}: {wl.describe()} ...", end=" ", flush=True)
+        print(f"{wl.key} {wl.heading}: {wl.describe()} ...", end=" ", flush=True)
         start = time.perf_counter()
         results[wl.key] = bench_workload(wl, impls, repeat, log, CLOCKS[args.clock],
                                          budget=1.0 if args.quick else 3.0)
@@ -565,12 +590,12 @@ def main(argv: list[str] | None = None) -> int:
             continue
         mem = measure_memory([n for n in impls if n in results[wl.key]["times"]], wl.key,
                              args.quick)
-        header = [f"{wl.key} implementation"] + MEM_HEADER
+        header = [f"{wl.key} implementation", MEM_HEADER[0], f"vs {wl.base}", MEM_HEADER[2]]
         print()
-        print(text_table(header, memory_rows(mem)))
+        print(text_table(header, memory_rows(mem, wl.base)))
         print(f"peak RSS (VmHWM) of a fresh process that imports the framework and runs "
               f"{wl.key} once")
-        mem_tables.append(markdown_table(header, memory_rows(mem)))
+        mem_tables.append(markdown_table(header, memory_rows(mem, wl.base)))
     mem_text = "\n\n".join(mem_tables) or None
     keys = {k.strip().upper() for k in args.only.split(",")}
     if not args.only or "V" in keys:

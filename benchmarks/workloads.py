@@ -20,7 +20,9 @@ SEED = 1234
 @dataclasses.dataclass
 class Workload:
     """One benchmark problem. kind: "train" (W1–W3), "infer" (W4), "chain" (W5), "digits" (W6),
-    "conv" (W7: N images of 1×S×S, D = S, M = the two conv widths' first, K classes)."""
+    "conv" (W7: N images of 1×S×S, D = S, M = the two conv widths' first, K classes),
+    "vision_infer" / "vision_train" (W8 / W9: the pretrained FER model on N = batch faces).
+    `base`: the implementation the ratios are to (numpy; PyTorch where numpy has no version)."""
 
     key: str
     title: str
@@ -34,6 +36,12 @@ class Workload:
     shuffle: bool = False
     lr: float = 0.1
     n_ops: int = 0                # W5: length of the elementwise chain
+    base: str = "numpy"
+
+    @property
+    def heading(self) -> str:
+        """The title and, unless numpy, what the ratios are to (the table and the JSON show it)."""
+        return self.title if self.base == "numpy" else f"{self.title} (ratios to {self.base})"
 
     def describe(self) -> str:
         if self.kind == "chain":
@@ -44,6 +52,12 @@ class Workload:
             return (f"N={self.N:,} images 1×{self.D}×{self.D}, conv3×3({CONV_WIDTHS[0]})-relu-"
                     f"pool2-conv3×3({CONV_WIDTHS[1]})-relu-pool2-linear({self.K}), "
                     f"batch {self.batch}, 1 epoch, shuffled")
+        if self.kind == "vision_infer":
+            return (f"tm.fer.pretrained() mini-Xception, batch of {self.N} faces 1×64×64, "
+                    f"no_grad, eval mode; torch twin from tm.export.to_torch")
+        if self.kind == "vision_train":
+            return (f"tm.fer.pretrained() mini-Xception, one Adam step (lr 1e-3) on "
+                    f"cross-entropy, batch {self.N}, train mode; torch twin from to_torch")
         shape = f"N={self.N:,} {self.D}-{self.M}-{self.K}"
         if self.kind == "infer":
             return f"{shape}, batches of {self.batch:,}, no_grad"
@@ -67,6 +81,11 @@ def workloads(quick: bool = False) -> dict[str, Workload]:
         "W6": Workload("W6", "digits end to end", "digits", epochs=2 if quick else 0),
         "W7": Workload("W7", "convolutional step", "conv", 64 if quick else 1_024, 48, 0, 7,
                        batch=64, shuffle=True, lr=0.01),
+        "W8.1": Workload("W8.1", "vision inference, batch 1", "vision_infer", 1, base="torch"),
+        "W8.64": Workload("W8.64", f"vision inference, batch {8 if quick else 64}",
+                          "vision_infer", 8 if quick else 64, base="torch"),
+        "W9": Workload("W9", f"vision training step, batch {8 if quick else 32}",
+                       "vision_train", 8 if quick else 32, base="torch"),
     }
 
 

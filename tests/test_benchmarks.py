@@ -99,3 +99,23 @@ def test_the_face_video_benchmark_writes_its_fps_to_the_json_output(tmp_path, ca
     assert result["frame_size"] == [640, 480] and result["frames"] == 8
     assert result["fps_median"] > 0 and result["ms_detect"] < result["ms_per_frame"]
     assert "V real-time faces, pretrained mini-Xception: " in capsys.readouterr().out
+
+
+def test_vision_workloads_reach_the_json_table_with_ratios_to_torch(tmp_path, capsys):
+    import json
+
+    import pytest
+    pytest.importorskip("torch", reason="W8/W9's ratios are to the PyTorch twin from to_torch")
+    out = tmp_path / "bench.json"
+    assert run.main(["--quick", "--only", "W8,W9", "--impl", "tinygrad,torch", "--repeat", "1",
+                     "--no-memory", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["workloads"]) == {"W8.1", "W8.64", "W9"}
+    rows = {(r[0].split()[0], r[1]): r for r in report["table"]["rows"]}
+    for key in ("W8.1", "W8.64", "W9"):
+        assert rows[key, "torch"][4] == "1.00×" and rows[key, "tinygrad_loop"][4].endswith("×")
+        assert len(report["workloads"][key]["times"]["tinygrad_loop"]) >= 1
+    assert "(ratios to torch)" in rows["W8.1", "tinygrad_loop"][0]
+    assert ("W9", "numpy") not in rows                # no numpy version: no row, no ratio to it
+    out = capsys.readouterr().out
+    assert "WARNING W8" not in out and "WARNING W9" not in out   # torch's outputs and loss
