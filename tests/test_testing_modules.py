@@ -242,4 +242,4 @@ class ForgetsItsState(nn.Module):
 ])
 def test_the_machine_catches_a_module_that_breaks_its_checks(module, message):
     with pytest.raises(AssertionError, match=message):
-        run_machine(ModuleMachine.for_module(module, lambda: (ROWS,)), steps=20, examples=30)
+        run_machine(ModuleMachine.for_module(module, lambda: (ROWS,)), steps=20, examples=100)
