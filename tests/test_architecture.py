@@ -24,8 +24,8 @@ from tinygrad_mlp.tensor import Tensor
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tinygrad_mlp"
 
 LAYERS = ["_checks", "_files", "backend", "config", "tensor", "ops", "nn", "optim", "models",
-          "data", "datasets", "train", "reference", "gradcheck", "io", "testing", "exercises",
-          "viz", "blog", "interop", "export", "fer", "cli"]
+          "data", "datasets", "train", "gradcheck", "io", "testing", "viz", "interop", "teach",
+          "apps", "cli"]
 ALLOWED = {("tensor", "ops")}   # the engine's methods (tensor_methods.py) are calls into ops
 FACADE = "tinygrad_mlp"         # the package's __init__: it re-exports every layer
 SAME_LAYER = {"tensor_methods": "tensor"}   # Tensor's operator methods: the engine's second file
@@ -160,8 +160,7 @@ def test_every_module_is_seen():
 
 OPTIONAL_EXTRAS = ("cv2", "matplotlib", "onnx", "onnxruntime", "torch", "h5py", "keras", "jax",
                    "hypothesis", "IPython")
-ABOVE_THE_FRAMEWORK = ("reference", "viz", "blog", "export", "fer", "testing", "exercises",
-                       "interop", "cli")
+ABOVE_THE_FRAMEWORK = ("viz", "interop", "teach", "apps", "testing", "cli")
 
 
 def modules_after(code: str) -> set[str]:
@@ -188,7 +187,7 @@ def test_the_applications_are_there_when_asked_for():
                            "assert tm.fer.classify_faces and tm.blog.blog_network\n"
                            "assert tm.viz.explain and tm.reference and tm.exercises\n"
                            "assert {'fer', 'export', 'viz', 'from_keras'} <= set(dir(tm))")
-    assert {"tinygrad_mlp.fer", "tinygrad_mlp.export", "tinygrad_mlp.interop"} <= loaded
+    assert {"tinygrad_mlp.apps.fer", "tinygrad_mlp.interop.export"} <= loaded
 
 
 # --- the checker catches each kind of breach (so the test above can fail) ---------------------

@@ -195,8 +195,8 @@ def public_names() -> list[tuple[str, str, object]]:
     found = []
     for namespace in ("tinygrad_mlp", "tinygrad_mlp.nn", "tinygrad_mlp.optim",
                       "tinygrad_mlp.models", "tinygrad_mlp.data", "tinygrad_mlp.datasets", "tinygrad_mlp.io",
-                      "tinygrad_mlp.viz", "tinygrad_mlp.train", "tinygrad_mlp.reference",
-                      "tinygrad_mlp.blog", "tinygrad_mlp.exercises", "tinygrad_mlp.nn.init",
+                      "tinygrad_mlp.viz", "tinygrad_mlp.train", "tinygrad_mlp.teach.reference",
+                      "tinygrad_mlp.teach.blog", "tinygrad_mlp.teach.exercises", "tinygrad_mlp.nn.init",
                       "tinygrad_mlp.nn.utils", "tinygrad_mlp.optim.lr_scheduler"):
         module = importlib.import_module(namespace)
         for name in getattr(module, "__all__", []):

@@ -30,14 +30,18 @@ __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "s
 # Above the framework, imported on first use (`tm.fer`, `tm.export`, `tm.from_keras`, ...), so
 # `import tinygrad_mlp` loads only the framework: the applications, teaching code and the
 # optional extras they reach (OpenCV, matplotlib, onnx, torch, h5py, hypothesis) wait until asked.
-_LAZY_MODULES = ("reference", "viz", "blog", "export", "fer", "interop", "testing", "exercises")
+# name → where it lives (the names stayed when the modules moved into interop/, teach/, apps/)
+_LAZY_MODULES = {"viz": "viz", "testing": "testing", "interop": "interop", "teach": "teach",
+                 "apps": "apps", "export": "interop.export", "reference": "teach.reference",
+                 "blog": "teach.blog", "exercises": "teach.exercises", "fer": "apps.fer"}
 _LAZY_NAMES = {"from_keras": "interop"}       # a name taken from a lazy module
 
 
 def __getattr__(name: str):
     if name in _LAZY_MODULES or name in _LAZY_NAMES:
         import importlib
-        module = importlib.import_module(f"tinygrad_mlp.{_LAZY_NAMES.get(name, name)}")
+        where = _LAZY_NAMES[name] if name in _LAZY_NAMES else _LAZY_MODULES[name]
+        module = importlib.import_module(f"tinygrad_mlp.{where}")
         return getattr(module, name) if name in _LAZY_NAMES else module
     raise AttributeError(f"module 'tinygrad_mlp' has no attribute {name!r}")
 

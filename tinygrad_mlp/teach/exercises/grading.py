@@ -257,7 +257,7 @@ def _verdict(exercise: Exercise, solution: Any, inputs: dict[str, Any]) -> str |
 def _where(error: BaseException, path: str | None = None) -> str:
     """' (line 12 of answer.py: return a @ b)' for the innermost frame in the student's file."""
     frames = traceback.extract_tb(error.__traceback__)
-    ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ours = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     for frame in reversed(frames):
         in_student = (os.path.abspath(frame.filename) == os.path.abspath(path) if path
                       else not os.path.abspath(frame.filename).startswith(ours)

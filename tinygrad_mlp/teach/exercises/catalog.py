@@ -13,8 +13,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tinygrad_mlp import optim, reference
-from tinygrad_mlp.exercises.grading import Exercise, Mistake, _from_student, same
+from tinygrad_mlp import optim
+from tinygrad_mlp.teach import reference
+from tinygrad_mlp.teach.exercises.grading import Exercise, Mistake, _from_student, same
 from tinygrad_mlp.gradcheck import GradcheckError, gradcheck
 from tinygrad_mlp.tensor import Function, Tensor
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from tinygrad_mlp import ops
 from tinygrad_mlp._checks import is_int
-from tinygrad_mlp.export.trace import Buffer, Step, Trace, reshape_target
+from tinygrad_mlp.interop.export.trace import Buffer, Step, Trace, reshape_target
 from tinygrad_mlp.ops.image import adaptive_bins, padding_argument, resolve_padding
 
 OPSET = 17                      # the ONNX opset written: LayerNormalization needs 17

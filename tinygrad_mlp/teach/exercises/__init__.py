@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tinygrad_mlp.exercises.catalog import EXERCISES
-from tinygrad_mlp.exercises.grading import (Exercise, Feedback, Mistake, SolutionError,
+from tinygrad_mlp.teach.exercises.catalog import EXERCISES
+from tinygrad_mlp.teach.exercises.grading import (Exercise, Feedback, Mistake, SolutionError,
                                             load_solution)
 
 __all__ = ["names", "get", "skeleton", "check", "load_solution", "Exercise", "Feedback",
@@ -48,5 +48,5 @@ def check(name: str, solution: Any, max_examples: int = 100) -> Feedback:
     exercise = get(name)
     if isinstance(solution, (str, os.PathLike)):
         solution = load_solution(solution, exercise)
-    from tinygrad_mlp.exercises.grading import check as grade
+    from tinygrad_mlp.teach.exercises.grading import check as grade
     return grade(exercise, solution, max_examples=max_examples)

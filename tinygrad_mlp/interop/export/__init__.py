@@ -16,9 +16,9 @@ import os
 from typing import Any, List, Sequence, Union
 
 from tinygrad_mlp import nn
-from tinygrad_mlp.export import onnx_ops, torch_ops
-from tinygrad_mlp.export.onnx_ops import OPSET
-from tinygrad_mlp.export.trace import check_module, check_translations, input_shapes, trace
+from tinygrad_mlp.interop.export import onnx_ops, torch_ops
+from tinygrad_mlp.interop.export.onnx_ops import OPSET
+from tinygrad_mlp.interop.export.trace import check_module, check_translations, input_shapes, trace
 from tinygrad_mlp.io import write_atomically
 
 __all__ = ["to_onnx", "to_torch", "OPSET"]

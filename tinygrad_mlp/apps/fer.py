@@ -37,7 +37,7 @@ __all__ = ["EMOTIONS", "FACE_SIZE", "MARGIN", "PRETRAINED", "pretrained", "detec
 
 FACE_SIZE = 48                        # FER2013's faces are 48×48 grayscale
 MARGIN = 10                           # pixels added around a detected face (the fer project's)
-PRETRAINED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained",
+PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrained",
                           "fer_mini_xception.npz")
 CODECS = {".avi": "MJPG", ".mp4": "mp4v"}   # what this OpenCV writes and reads back everywhere
 # The largest image or video frame decoded: 50 megapixels (a 48 MP phone photo fits; decoded it

@@ -15,7 +15,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from tinygrad_mlp import ops
-from tinygrad_mlp.export.trace import Buffer, Step, Trace, reshape_target
+from tinygrad_mlp.interop.export.trace import Buffer, Step, Trace, reshape_target
 from tinygrad_mlp.ops.image import padding_argument, resolve_padding
 
 

@@ -15,7 +15,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from tinygrad_mlp import nn, optim, reference
+from tinygrad_mlp import nn, optim
+from tinygrad_mlp.teach import reference
 from tinygrad_mlp._checks import fail, is_int, positive_int
 from tinygrad_mlp.data import num_batches, one_hot
 from tinygrad_mlp.datasets import load_digits
