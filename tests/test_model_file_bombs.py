@@ -170,7 +170,7 @@ def test_a_float64_linear_and_a_float32_batchnorm_save_and_load_in_either_order(
 # --- the declared state each layer checks a file against -----------------------------------------
 
 def test_every_built_in_layer_declares_the_state_it_builds():
-    from test_models import EXAMPLES
+    from test_io_models import EXAMPLES
     for name, (factory, _) in EXAMPLES.items():
         for module in factory().modules():
             spec = type(module).state_spec(module.get_config())

@@ -88,7 +88,7 @@ def builtin_layers():
 
 def test_every_built_in_module_has_a_round_trip_example():
     missing = [name for name in builtin_layers() if name not in EXAMPLES]
-    assert not missing, (f"add an example of {missing} to EXAMPLES in tests/test_models.py, so "
+    assert not missing, (f"add an example of {missing} to EXAMPLES in tests/test_io_models.py, so "
                          f"model files are tested with it")
 
 
